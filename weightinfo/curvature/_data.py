@@ -1,0 +1,54 @@
+"""Uniform access to the data argument of every curvature routine.
+
+``data`` is any iterable of ``(x, y)`` batches (a ``DataLoader``) or a tuple ``(X, Y)`` of tensors, which is
+split into batches of ``batch_size``. Each batch is validated (finite inputs, matching lengths) as it is read,
+and an iterable that yields nothing is an error, not a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import torch
+
+from .._checks import check_finite_tensor
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def iter_batches(
+    data, *, device: torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield validated ``(x, y)`` batches from a DataLoader-like iterable or an ``(X, Y)`` tuple.
+
+    Raises ``ValueError`` if the data are empty, a batch is not an ``(x, y)`` pair, lengths differ, or an
+    input holds NaN/Inf.
+    """
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        X, Y = data
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"data: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+        source: Iterable = ((X[i : i + batch_size], Y[i : i + batch_size]) for i in range(0, X.shape[0], batch_size))
+    elif isinstance(data, torch.Tensor):
+        raise TypeError("data must be a DataLoader of (x, y) batches or a tuple (X, Y); got a single tensor")
+    else:
+        source = data
+    n_batches = 0
+    for k, batch in enumerate(source):
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(f"data: batch {k} is not an (x, y) pair")
+        x, y = batch[0], batch[1]
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TypeError(f"data: batch {k} must hold tensors, got {type(x).__name__}, {type(y).__name__}")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"data: batch {k} has {x.shape[0]} inputs but {y.shape[0]} targets")
+        if x.shape[0] == 0:
+            continue
+        check_finite_tensor(f"data: input batch {k}", x)
+        check_finite_tensor(f"data: target batch {k}", y)
+        n_batches += 1
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        yield x, y
+    if n_batches == 0:
+        raise ValueError("data is empty: the loader yielded no samples")
