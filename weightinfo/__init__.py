@@ -1,0 +1,47 @@
+"""weightinfo: where is the information in a deep neural network (Achille, Paolini & Soatto, 2019).
+
+Conventions everywhere: information in nats (bits only on request); L_D is the **mean** per-sample loss and
+every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
+"""
+
+from .checkpoint import load_checkpoint, save_checkpoint, train_or_load
+from .curvature import (
+    Curvature,
+    CurvatureOperator,
+    Estimate,
+    fisher,
+    ggn,
+    hessian,
+    hutchinson_diagonal,
+    hutchinson_trace,
+    slq_logdet,
+    top_eigenvalues,
+)
+from .data import Dataset, corrupt_labels, first_classes, load_dataset
+from .models import build_model
+from .train import evaluate, train
+
+__version__ = "0.1.0"
+__all__ = [
+    "__version__",
+    "fisher",
+    "ggn",
+    "hessian",
+    "Curvature",
+    "CurvatureOperator",
+    "Estimate",
+    "hutchinson_trace",
+    "hutchinson_diagonal",
+    "slq_logdet",
+    "top_eigenvalues",
+    "load_dataset",
+    "Dataset",
+    "corrupt_labels",
+    "first_classes",
+    "build_model",
+    "train",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_or_load",
+]

@@ -19,7 +19,9 @@ _MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutN
 def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``allowed``; otherwise raise a ``ValueError`` naming both."""
     if value not in allowed:
-        raise ValueError(f"unknown {name}={value!r}; expected one of {', '.join(map(repr, allowed))}")
+        raise ValueError(
+            f"unknown {name}={value!r}; expected one of {', '.join(map(repr, allowed))}"
+        )
     return value
 
 

@@ -1,0 +1,32 @@
+"""Curvature of a network's weights: Fisher (exact, MC, empirical), GGN, Hessian; diag, KFAC, full.
+
+Entry points: :func:`fisher`, :func:`ggn`, :func:`hessian` (results are :class:`Curvature` objects) and the
+matrix-free layer — :class:`CurvatureOperator` with :func:`hutchinson_trace`, :func:`hutchinson_diagonal`,
+:func:`slq_logdet` and :func:`top_eigenvalues`.
+"""
+
+from .fisher import fisher, ggn
+from .hessian import hessian
+from .hutchinson import Estimate, hutchinson_diagonal, hutchinson_trace
+from .lanczos import slq_logdet, top_eigenvalues
+from .products import CurvatureOperator, ggn_vector_product, hessian_vector_product
+from .result import Curvature, DenseBlock, DiagBlock, KronBlock, LayerTable
+
+__all__ = [
+    "fisher",
+    "ggn",
+    "hessian",
+    "Curvature",
+    "CurvatureOperator",
+    "DiagBlock",
+    "DenseBlock",
+    "KronBlock",
+    "LayerTable",
+    "Estimate",
+    "ggn_vector_product",
+    "hessian_vector_product",
+    "hutchinson_trace",
+    "hutchinson_diagonal",
+    "slq_logdet",
+    "top_eigenvalues",
+]

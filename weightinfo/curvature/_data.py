@@ -24,13 +24,21 @@ def iter_batches(
     Raises ``ValueError`` if the data are empty, a batch is not an ``(x, y)`` pair, lengths differ, or an
     input holds NaN/Inf.
     """
-    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+    ):
         X, Y = data
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"data: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
-        source: Iterable = ((X[i : i + batch_size], Y[i : i + batch_size]) for i in range(0, X.shape[0], batch_size))
+        source: Iterable = (
+            (X[i : i + batch_size], Y[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)
+        )
     elif isinstance(data, torch.Tensor):
-        raise TypeError("data must be a DataLoader of (x, y) batches or a tuple (X, Y); got a single tensor")
+        raise TypeError(
+            "data must be a DataLoader of (x, y) batches or a tuple (X, Y); got a single tensor"
+        )
     else:
         source = data
     n_batches = 0
@@ -39,7 +47,9 @@ def iter_batches(
             raise ValueError(f"data: batch {k} is not an (x, y) pair")
         x, y = batch[0], batch[1]
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise TypeError(f"data: batch {k} must hold tensors, got {type(x).__name__}, {type(y).__name__}")
+            raise TypeError(
+                f"data: batch {k} must hold tensors, got {type(x).__name__}, {type(y).__name__}"
+            )
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"data: batch {k} has {x.shape[0]} inputs but {y.shape[0]} targets")
         if x.shape[0] == 0:

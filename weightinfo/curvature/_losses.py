@@ -32,7 +32,9 @@ class Loss:
 
     name = ""
 
-    def check_targets(self, z: torch.Tensor, y: torch.Tensor) -> None:  # pragma: no cover - abstract
+    def check_targets(
+        self, z: torch.Tensor, y: torch.Tensor
+    ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def per_sample(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
@@ -46,7 +48,9 @@ class Loss:
     def hessian_sqrt(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def sampled_grad(self, z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:  # pragma: no cover
+    def sampled_grad(
+        self, z: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def grad(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -62,12 +66,16 @@ class CrossEntropy(Loss):
 
     def check_targets(self, z, y):
         if z.ndim != 2:
-            raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got {tuple(z.shape)}")
+            raise ValueError(
+                f"cross_entropy expects logits of shape (batch, classes), got {tuple(z.shape)}"
+            )
         if y.dtype.is_floating_point or y.ndim != 1:
             raise ValueError("cross_entropy expects integer class labels of shape (batch,)")
         C = z.shape[1]
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
-            raise ValueError(f"labels out of range: found {int(y.min())}..{int(y.max())} for {C} classes")
+            raise ValueError(
+                f"labels out of range: found {int(y.min())}..{int(y.max())} for {C} classes"
+            )
 
     def per_sample(self, z, y):
         return F.cross_entropy(z, y, reduction="none")
@@ -93,12 +101,18 @@ class BCEWithLogits(Loss):
 
     def check_targets(self, z, y):
         if y.shape != z.shape:
-            raise ValueError(f"bce_with_logits expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}")
+            raise ValueError(
+                f"bce_with_logits expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}"
+            )
         if y.numel() and (float(y.min()) < 0 or float(y.max()) > 1):
             raise ValueError("bce_with_logits targets must lie in [0, 1]")
 
     def per_sample(self, z, y):
-        return F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none").reshape(z.shape[0], -1).sum(1)
+        return (
+            F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
+            .reshape(z.shape[0], -1)
+            .sum(1)
+        )
 
     def hessian_sqrt(self, z):
         p = torch.sigmoid(z.detach()).reshape(z.shape[0], -1)
@@ -119,7 +133,9 @@ class GaussianMSE(Loss):
 
     def check_targets(self, z, y):
         if y.shape != z.shape:
-            raise ValueError(f"mse expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}")
+            raise ValueError(
+                f"mse expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}"
+            )
 
     def per_sample(self, z, y):
         return 0.5 * (z - y.to(z.dtype)).pow(2).reshape(z.shape[0], -1).sum(1)

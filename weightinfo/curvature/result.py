@@ -95,7 +95,10 @@ class KronBlock:
     def diag(self) -> dict[str, torch.Tensor]:
         d = torch.outer(torch.diagonal(self.G), torch.diagonal(self.A))  # (out, in[+1])
         if self.bias_name:
-            return {self.weight_name: d[:, :-1].reshape(self.weight_shape).clone(), self.bias_name: d[:, -1].clone()}
+            return {
+                self.weight_name: d[:, :-1].reshape(self.weight_shape).clone(),
+                self.bias_name: d[:, -1].clone(),
+            }
         return {self.weight_name: d.reshape(self.weight_shape).clone()}
 
     def trace(self) -> float:
@@ -150,6 +153,7 @@ class Curvature:
     loss : the likelihood (``weightinfo.curvature._losses``); n_samples : number of samples averaged over.
     blocks : the blocks; together they cover every trainable parameter exactly once.
     layer_types : module name → class name, for the per-layer table.
+    stderr : for stochastic diagonals (Hutchinson), the standard error of each diagonal entry.
     """
 
     quantity: str
@@ -162,6 +166,7 @@ class Curvature:
     param_order: list[str] = field(default_factory=list, repr=False)
     mc_samples: int | None = None
     seed: int | None = None
+    stderr: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def diag(self) -> dict[str, torch.Tensor]:
@@ -181,7 +186,9 @@ class Curvature:
         check_positive("damping", damping, allow_zero=True)
         val = sum(b.logdet(damping) for b in self.blocks)
         if not math.isfinite(val):
-            raise ValueError(f"log det(M + {damping}·I) is not finite: the matrix is singular; use damping > 0")
+            raise ValueError(
+                f"log det(M + {damping}·I) is not finite: the matrix is singular; use damping > 0"
+            )
         return float(val)
 
     @property
@@ -208,7 +215,9 @@ class Curvature:
                     "mean": t / n,
                 }
             )
-        return LayerTable(rows, title=f"{self.quantity} ({self.kind}, {self.structure}), N={self.n_samples}")
+        return LayerTable(
+            rows, title=f"{self.quantity} ({self.kind}, {self.structure}), N={self.n_samples}"
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready summary: settings, total trace and the per-layer table (not the full tensors)."""
