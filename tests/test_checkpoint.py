@@ -289,3 +289,49 @@ def test_digits_mlp_integration(tmp_path):
     assert ck.meta["metrics"]["test_accuracy"] > 0.9
     assert ck.meta["architecture"]["input_shape"] == [1, 8, 8]
     assert ck.meta["dataset"]["name"] == "digits"
+
+
+def test_train_or_load_label_noise_recorded_cached_apart_and_reproducible(tmp_path):
+    """``label_noise`` enters the cache key (only when non-zero), is recorded like ``weightinfo
+    train`` records it, defaults its seed to the training seed and retrains bit-identically."""
+    pytest.importorskip("sklearn")
+    cfg = {
+        "epochs": 1,
+        "lr": 0.05,
+        "batch_size": 64,
+        "seed": 2,
+        "cache_dir": tmp_path,
+        "model_kwargs": {"widths": (8,)},
+    }
+    clean = train_or_load("digits", "mlp", **cfg)
+    noisy = train_or_load("digits", "mlp", label_noise=0.3, **cfg)
+    assert noisy.path != clean.path and len(list(tmp_path.glob("*.pt"))) == 2
+    # a clean run keeps the cache key it had before label noise was an option
+    old_key = {
+        "format_version": 1, "dataset": "digits", "data_seed": 0, "model": "mlp",
+        "model_kwargs": {"widths": [8]}, "epochs": 1, "lr": 0.05, "optimizer": "sgd",
+        "momentum": 0.9, "weight_decay": 0.0, "schedule": None, "gamma": None, "step_size": None,
+        "loss": "cross_entropy", "batch_size": 64, "seed": 2,
+    }  # fmt: skip
+    assert clean.meta["config_hash"] == config_hash(old_key) == clean.path.stem
+    assert "label_noise" not in clean.meta["config"] | clean.meta["train_config"]
+    assert "label_noise" not in clean.meta["dataset"]["info"]
+
+    assert noisy.meta["dataset"]["info"]["label_noise"]["fraction"] == 0.3
+    assert noisy.meta["dataset"]["info"]["label_noise"]["seed"] == 2  # the training seed
+    assert noisy.meta["dataset"]["info"]["label_noise"]["n_corrupted"] == round(0.3 * 1438)
+    assert noisy.meta["config"]["label_noise"] == 0.3 == noisy.meta["train_config"]["label_noise"]
+    assert noisy.meta["config"]["label_noise_seed"] == 2
+    assert not torch.equal(
+        noisy.model.state_dict()["layers.0.weight"], clean.model.state_dict()["layers.0.weight"]
+    )
+
+    again = train_or_load("digits", "mlp", label_noise=0.3, force=True, **cfg)
+    assert again.path == noisy.path and again.meta["id"] != noisy.meta["id"]
+    assert_same_state(again.model.state_dict(), noisy.model.state_dict())
+    assert again.meta["dataset"] == noisy.meta["dataset"]
+    assert train_or_load("digits", "mlp", label_noise=0.3, **cfg).meta["id"] == again.meta["id"]
+
+    other = train_or_load("digits", "mlp", label_noise=0.3, label_noise_seed=5, **cfg)
+    assert other.path not in (clean.path, noisy.path)
+    assert other.meta["dataset"]["info"]["label_noise"]["seed"] == 5

@@ -11,7 +11,9 @@ A checkpoint is two files written atomically (temporary file + ``os.replace``):
   ``n_parameters``, ``weightinfo_version``, ``torch_version``, ``created`` (UTC, ISO 8601) and an
   ``id`` shared with the copy embedded in ``PATH``.
 
-:func:`train_or_load` trains a named model on a named dataset and caches the checkpoint as
+:func:`train_checkpoint` trains a :class:`TrainSpec` (dataset, model, hyper-parameters, seeds,
+label noise) from scratch and saves the result; ``weightinfo train`` uses it directly and
+:func:`train_or_load` (defined in :mod:`weightinfo._cache`, re-exported here) caches it as
 ``<cache>/<config hash>.pt``, where ``<cache>`` is the ``cache_dir`` argument, else
 ``$WEIGHTINFO_CACHE``, else ``$XDG_CACHE_HOME/weightinfo/checkpoints`` (default
 ``~/.cache/weightinfo/checkpoints``). A later call with the same configuration loads that file
@@ -23,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -31,9 +32,9 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -41,8 +42,24 @@ from torch import nn
 from .models import build_model, count_parameters
 from .train import evaluate, train
 
+__all__ = [
+    "CACHE_ENV_VAR",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "TrainSpec",
+    "TrainedRun",
+    "config_hash",
+    "default_cache_dir",
+    "load_checkpoint",
+    "load_training_data",
+    "metadata_path",
+    "save_checkpoint",
+    "to_jsonable",
+    "train_checkpoint",
+    "train_or_load",
+]
+
 FORMAT_VERSION = 1
-CACHE_ENV_VAR = "WEIGHTINFO_CACHE"
 
 StateDict = dict[str, torch.Tensor]
 
@@ -276,24 +293,58 @@ def load_checkpoint(
 
 
 # --------------------------------------------------------------------------------------------
-# Cached training
+# Training into a checkpoint
 # --------------------------------------------------------------------------------------------
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of ``config`` as canonical JSON (sorted keys, lists)."""
-    text = json.dumps(to_jsonable(dict(config), "config"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+@dataclass(frozen=True, kw_only=True)
+class TrainSpec:
+    """Everything that determines a trained network's weights: the arguments of
+    :func:`train_or_load` (fields in the order of its cache key), ``label_noise_seed=None`` meaning
+    the training ``seed``."""
+
+    dataset: str
+    data_seed: int = 0
+    model: str
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str | None = None
+    gamma: float | None = None
+    step_size: int | None = None
+    loss: str = "cross_entropy"
+    batch_size: int = 128
+    seed: int = 0
+    label_noise: float = 0.0
+    label_noise_seed: int | None = None
+
+    @property
+    def noise_seed(self) -> int:
+        """Seed of the label corruption: ``label_noise_seed``, else ``seed``."""
+        return self.seed if self.label_noise_seed is None else int(self.label_noise_seed)
+
+    def cache_config(self) -> dict[str, Any]:
+        """The fields as JSON-ready values; the label-noise fields only when ``label_noise`` is
+        non-zero, so that clean runs hash as they did before label noise was an option."""
+        config = {f.name: getattr(self, f.name) for f in fields(self)}
+        config["model_kwargs"] = to_jsonable(dict(self.model_kwargs), "model_kwargs")
+        del config["label_noise"], config["label_noise_seed"]
+        if self.label_noise:
+            config.update(label_noise=self.label_noise, label_noise_seed=self.noise_seed)
+        return config
 
 
-def default_cache_dir() -> Path:
-    """``$WEIGHTINFO_CACHE``, else ``$XDG_CACHE_HOME/weightinfo/checkpoints``, else
-    ``~/.cache/weightinfo/checkpoints``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "weightinfo" / "checkpoints"
+class TrainedRun(NamedTuple):
+    """What :func:`train_checkpoint` wrote: checkpoint ``path``, the dataset trained on, the
+    :class:`~weightinfo.train.TrainResult` and the recorded ``metrics``."""
+
+    path: Path
+    dataset: Any
+    result: Any
+    metrics: dict[str, Any]
 
 
 def _load_dataset(name: str, **kwargs: Any):
@@ -303,130 +354,122 @@ def _load_dataset(name: str, **kwargs: Any):
     return load_dataset(name, **kwargs)
 
 
-def _try_cached(path: Path, key: str) -> Checkpoint | None:
-    if not (path.is_file() and metadata_path(path).is_file()):
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message=".*belongs to another save")
-            ckpt = load_checkpoint(path)
-    except Exception as e:  # corrupt or foreign file: retrain and overwrite it
-        warnings.warn(f"ignoring unreadable cached checkpoint {str(path)!r}: {e}", stacklevel=3)
-        return None
-    return ckpt if ckpt.meta.get("config_hash") == key else None
-
-
-def train_or_load(
+def load_training_data(
     dataset: str,
-    model: str,
     *,
-    epochs: int,
-    lr: float,
-    optimizer: str = "sgd",
-    batch_size: int = 128,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    model_kwargs: Mapping[str, Any] | None = None,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    schedule: str | None = None,
-    gamma: float | None = None,
-    step_size: int | None = None,
-    loss: str = "cross_entropy",
     data_seed: int = 0,
+    label_noise: float = 0.0,
+    label_noise_seed: int = 0,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+):
+    """Dataset ``dataset`` split with ``data_seed``; with non-zero ``label_noise``, that fraction
+    of its training labels made random (:func:`weightinfo.data.corrupt_labels` seeded with
+    ``label_noise_seed``, recorded in ``info['label_noise']``)."""
+    ds = _load_dataset(dataset, root=root, download=download, seed=data_seed)
+    if label_noise:
+        from weightinfo.data import corrupt_labels
+
+        ds = corrupt_labels(ds, label_noise, seed=label_noise_seed)
+    return ds
+
+
+def train_checkpoint(
+    path: str | os.PathLike,
+    spec: TrainSpec,
+    *,
+    ds: Any = None,
     data_root: str | os.PathLike | None = None,
     download: bool = False,
-    force: bool = False,
+    evaluate_train: bool = False,
+    dataset_extra: Mapping[str, Any] | None = None,
+    train_config_extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    created_by: str | None = None,
     progress: bool = False,
     device: str | torch.device | None = None,
-) -> Checkpoint:
-    """Train ``model`` (a :data:`~weightinfo.models.MODELS` name) on ``dataset``, or load the cache.
+) -> TrainedRun:
+    """Train ``spec`` from scratch and save it with its initial weights as checkpoint ``path``.
 
-    The configuration (dataset, ``data_seed``, model, ``model_kwargs``, every training
-    hyper-parameter and ``seed``) is hashed with :func:`config_hash`; the checkpoint lives at
-    ``<cache_dir>/<hash>.pt`` (see :func:`default_cache_dir`). If it exists and its metadata
-    carries the same hash it is loaded, otherwise (or with ``force=True``) the model is built
-    with ``torch.manual_seed(seed)``, trained with :func:`weightinfo.train.train` on
-    ``ds.train_loader(batch_size, seed=seed)`` (test set evaluated each epoch), and saved with its
-    initial weights. ``data_root``, ``download``, ``progress`` and ``device`` do not enter the
-    hash. Returns the checkpoint as read back from disk (CPU, eval mode) in both cases.
+    ``ds`` is the dataset (default: :func:`load_training_data` for ``spec``, from ``data_root``).
+    The model is built after ``torch.manual_seed(spec.seed)`` and trained with
+    :func:`weightinfo.train.train` on ``ds.train_loader(spec.batch_size, seed=spec.seed)``,
+    evaluating the test set each epoch. ``metrics`` holds the test loss and accuracy and the last
+    epoch's running ``train_loss`` / ``train_accuracy``; with ``evaluate_train`` those two come
+    from the final model on the whole training set and the running values are kept as
+    ``last_epoch_train_*``. A non-zero ``spec.label_noise`` is recorded in ``train_config``.
+    ``dataset_extra`` and ``train_config_extra`` add fields to those metadata sections, ``extra``
+    top-level fields (before ``history``, the per-epoch records), ``created_by`` one after it.
+    Shared by :func:`train_or_load` and ``weightinfo train``.
     """
-    model_kwargs = to_jsonable(dict(model_kwargs or {}), "model_kwargs")
-    config = {
-        "format_version": FORMAT_VERSION,
-        "dataset": dataset,
-        "data_seed": data_seed,
-        "model": model,
-        "model_kwargs": model_kwargs,
-        "epochs": epochs,
-        "lr": lr,
-        "optimizer": optimizer,
-        "momentum": momentum,
-        "weight_decay": weight_decay,
-        "schedule": schedule,
-        "gamma": gamma,
-        "step_size": step_size,
-        "loss": loss,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    key = config_hash(config)
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = folder / f"{key}.pt"
-    if not force:
-        cached = _try_cached(path, key)
-        if cached is not None:
-            return cached
-
-    ds = _load_dataset(dataset, root=data_root, download=download, seed=data_seed)
+    if ds is None:
+        ds = load_training_data(
+            spec.dataset,
+            data_seed=spec.data_seed,
+            label_noise=spec.label_noise,
+            label_noise_seed=spec.noise_seed,
+            root=data_root,
+            download=download,
+        )
+    kwargs = to_jsonable(dict(spec.model_kwargs), "model_kwargs")
+    shape, n_classes = tuple(ds.input_shape), int(ds.n_classes)
     arch = {
-        "name": model,
-        "kwargs": model_kwargs,
-        "input_shape": list(ds.input_shape),
-        "n_classes": int(ds.n_classes),
+        "name": spec.model,
+        "kwargs": kwargs,
+        "input_shape": list(shape),
+        "n_classes": n_classes,
     }
-    torch.manual_seed(seed)
-    net = build_model(model, tuple(ds.input_shape), int(ds.n_classes), **model_kwargs)
+    torch.manual_seed(spec.seed)
+    net = build_model(spec.model, shape, n_classes, **kwargs)
     init_state = copy.deepcopy(net.state_dict())
     test_loader = ds.test_loader()
     result = train(
         net,
-        ds.train_loader(batch_size=batch_size, shuffle=True, seed=seed),
-        epochs=epochs,
-        lr=lr,
-        optimizer=optimizer,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        gamma=gamma,
-        step_size=step_size,
-        loss=loss,
-        seed=seed,
+        ds.train_loader(batch_size=spec.batch_size, shuffle=True, seed=spec.seed),
+        epochs=spec.epochs,
+        lr=spec.lr,
+        optimizer=spec.optimizer,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        schedule=spec.schedule,
+        gamma=spec.gamma,
+        step_size=spec.step_size,
+        loss=spec.loss,
+        seed=spec.seed,
         eval_loader=test_loader,
         progress=progress,
         device=device,
     )
-    test = evaluate(net, test_loader, loss)
-    metrics = {
-        "train_loss": result.final["train_loss"],
-        "train_accuracy": result.final["train_accuracy"],
-        "test_loss": test["loss"],
-        "test_accuracy": test["accuracy"],
-        "epochs_run": result.epochs_run,
-        "steps": result.steps,
-        "train_time_s": result.total_time,
-    }
-    ds_meta = ds.to_dict() if hasattr(ds, "to_dict") else {"name": dataset}
-    ds_meta = {**ds_meta, "data_seed": data_seed, "train_split": "train", "eval_split": "test"}
+    test = evaluate(net, test_loader, spec.loss)
+    last = {k: result.final[k] for k in ("train_loss", "train_accuracy")}
+    metrics = {**last, "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+    if evaluate_train:
+        on_train = evaluate(net, ds.train_loader(batch_size=512, shuffle=False), spec.loss)
+        metrics.update(train_loss=on_train["loss"], train_accuracy=on_train["accuracy"])
+        metrics.update({f"last_epoch_{k}": v for k, v in last.items()})
+    metrics.update(epochs_run=result.epochs_run, steps=result.steps, train_time_s=result.total_time)
+    ds_meta = ds.to_dict() if hasattr(ds, "to_dict") else {"name": spec.dataset}
+    ds_meta = {**ds_meta, **(dataset_extra or {}), "data_seed": spec.data_seed}
+    train_config = {**result.config, "batch_size": spec.batch_size}
+    if spec.label_noise:
+        train_config["label_noise"] = spec.label_noise
     save_checkpoint(
         path,
         net,
         arch=arch,
-        dataset=ds_meta,
-        train_config={**result.config, "batch_size": batch_size},
-        seed=seed,
+        dataset={**ds_meta, "train_split": "train", "eval_split": "test"},
+        train_config={**train_config, **(train_config_extra or {})},
+        seed=spec.seed,
         metrics=metrics,
         init_state_dict=init_state,
-        extra={"config_hash": key, "config": config, "history": result.history},
+        extra={
+            **(extra or {}),
+            "history": result.history,
+            **({} if created_by is None else {"created_by": created_by}),
+        },
     )
-    return load_checkpoint(path)
+    return TrainedRun(Path(path), ds, result, metrics)
+
+
+# Cached training builds on the above; re-exported here, where it has always been importable.
+from ._cache import CACHE_ENV_VAR, config_hash, default_cache_dir, train_or_load  # noqa: E402

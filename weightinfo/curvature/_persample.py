@@ -20,6 +20,7 @@ parameter used outside its module's forward (weight tying, functional calls) is 
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -40,7 +41,6 @@ class _Call:
     args: tuple
     kwargs: dict
     out_leaves: list  # output tensors (pytree leaves) that require grad
-    out_spec: object
     all_leaves: list
 
 
@@ -51,6 +51,14 @@ class _ModuleRecord:
     params: dict  # local name -> full parameter name
     path: str  # "linear", "conv", "func", "model"
     calls: list = field(default_factory=list)
+
+
+@contextmanager
+def quiet_vmap():
+    """Hide torch's notice that vmap runs some op (e.g. CPU flash attention) one sample at a time."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*batching rule.*", category=UserWarning)
+        yield
 
 
 def _fast_path(module: nn.Module) -> str | None:
@@ -139,9 +147,9 @@ class PerSampleEngine:
         def hook(module, args, kwargs, output):
             if not self._active:
                 return
-            leaves, spec = tree_flatten(output)
+            leaves, _ = tree_flatten(output)
             out_leaves = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
-            self.calls.setdefault(name, []).append(_Call(args, kwargs, out_leaves, spec, leaves))
+            self.calls.setdefault(name, []).append(_Call(args, kwargs, out_leaves, leaves))
 
         return hook
 
@@ -244,9 +252,10 @@ class PerSampleEngine:
         out = None
         if G.shape[0] > 1:
             try:
-                out = torch.autograd.grad(
-                    z, targets, G, retain_graph=True, allow_unused=True, is_grads_batched=True
-                )
+                with quiet_vmap():
+                    out = torch.autograd.grad(
+                        z, targets, G, retain_graph=True, allow_unused=True, is_grads_batched=True
+                    )
             except RuntimeError:  # an op without a batching rule: one backward pass per direction
                 out = None
         if out is None:
@@ -277,11 +286,14 @@ class PerSampleEngine:
             O, Kg = m.out_channels, m.weight[0].numel()
         else:
             g, O, Kg = 1, m.out_features, m.in_features
-        # Small chunks keep the per-sample gradients cache-resident for the squaring that follows.
+        # Small chunks keep the per-sample gradients cache-resident for the squaring that follows; sums
+        # within one batch stay in the compute dtype (≤ batch-size terms) and go to float64 once.
         chunk = max(1, _EXPLICIT_CHUNK // max(1, R * O * Kg))
-        sw = torch.zeros(g, O // g, Kg, dtype=torch.float64, device=first_call.device)
-        sb = torch.zeros(O, dtype=torch.float64, device=first_call.device)
-        wname, bname = r.params.get("weight"), r.params.get("bias")
+        dt, dev = first_call.dtype, first_call.device
+        sw = torch.zeros(g, O // g, Kg, dtype=dt, device=dev)
+        sb = torch.zeros(g, O // g, dtype=dt, device=dev)
+        gw0 = torch.zeros_like(sw) if guard is not None else None
+        gb0 = torch.zeros_like(sb) if guard is not None else None
         for b0 in range(0, B, chunk):
             gw = gb = None
             for ci, c in enumerate(r.calls):
@@ -290,29 +302,22 @@ class PerSampleEngine:
                 b = d.shape[1]
                 if r.path == "linear":
                     d = d.reshape(R, b, -1, O).transpose(2, 3)
-                d = (
-                    d.reshape(R, b, g, O // g, -1)
-                    .permute(1, 2, 0, 3, 4)
-                    .reshape(b, g, R * (O // g), -1)
-                )
+                d = d.reshape(R, b, g, O // g, -1).permute(1, 2, 0, 3, 4).reshape(b, g, R * (O // g), -1)
                 w_part, b_part = d @ u, d.sum(-1)
                 gw = w_part if gw is None else gw.add_(w_part)
                 gb = b_part if gb is None else gb.add_(b_part)
             gw, gb = gw.reshape(b, g, R, O // g, Kg), gb.reshape(b, g, R, O // g)
             if guard is not None:
-                if wname:
-                    w0 = gw[:, :, 0].sum(0).to(torch.float64).reshape(m.weight.shape)
-                    guard[wname] = guard.get(wname, 0) + w0
-                if bname:
-                    guard[bname] = guard.get(bname, 0) + gb[:, :, 0].sum(0).reshape(O).to(
-                        torch.float64
-                    )
-            sw += gw.square_().sum((0, 2), dtype=torch.float64)
-            sb += gb.square_().sum((0, 2), dtype=torch.float64).reshape(O)
-        if wname:
-            self.sums[wname] += sw.reshape(m.weight.shape)
-        if bname:
-            self.sums[bname] += sb
+                gw0 += gw[:, :, 0].sum(0)
+                gb0 += gb[:, :, 0].sum(0)
+            sw += gw.square_().sum((0, 2))
+            sb += gb.square_().sum((0, 2))
+        wname, bname = r.params.get("weight"), r.params.get("bias")
+        for name, total, g0, shape in ((wname, sw, gw0, m.weight.shape), (bname, sb, gb0, (O,))):
+            if name:
+                self.sums[name] += total.reshape(shape).to(torch.float64)
+                if guard is not None:
+                    guard[name] = g0.reshape(shape).to(torch.float64)
 
     def _features(self, r: _ModuleRecord, ci: int, c: _Call) -> torch.Tensor:
         """Layer input features per sample, (B, g, L, K/g): unfolded patches for Conv2d, rows for Linear."""
@@ -331,6 +336,7 @@ class PerSampleEngine:
         return self._unfolded[key]
 
     def _add(self, full: str, ps: torch.Tensor, guard: dict | None) -> None:
+        ps = ps.detach()
         self.sums[full] += ps.pow(2).sum(0).to(torch.float64)
         if guard is not None:
             guard[full] = ps.sum(0).to(torch.float64)
@@ -423,8 +429,10 @@ class PerSampleEngine:
 
     @contextmanager
     def _paused(self):
+        """Silence our hooks and torch's notice about ops that vmap runs one sample at a time."""
         prev, self._active = self._active, False
         try:
-            yield
+            with quiet_vmap():
+                yield
         finally:
             self._active = prev

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .._checks import check_choice, check_model, named_trainable
 from ._data import iter_batches
 from ._losses import LOSSES, get_loss
-from ._persample import PerSampleEngine
+from ._persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
 
 KINDS = ("exact", "mc", "empirical")
@@ -180,11 +180,16 @@ def _directions(lossfn, z, y, kind, mc_samples, gen) -> torch.Tensor:
 
 
 def _batches(model, data, loss, batch_size, progress):
+    """Validated batches with a progress bar (``progress=None``: shown only on a terminal)."""
     device = next(model.parameters()).device
     lossfn = get_loss(loss)
     it = iter_batches(data, device=device, batch_size=batch_size)
-    total = len(data) if hasattr(data, "__len__") and not isinstance(data, tuple) else None
-    for x, y in tqdm(it, total=total, desc="curvature", disable=not progress, leave=False):
+    if isinstance(data, tuple):
+        total = -(-len(data[0]) // batch_size)
+    else:
+        total = len(data) if hasattr(data, "__len__") else None
+    disable = None if progress is None else not progress
+    for x, y in tqdm(it, total=total, desc="curvature", unit="batch", disable=disable, leave=False):
         yield lossfn, x, y
 
 
@@ -224,7 +229,8 @@ def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progr
         with torch.no_grad():
             z = model(x)
         lossfn.check_targets(z, y)
-        jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
+        with quiet_vmap():
+            jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
         J = torch.cat([jac[k].reshape(x.shape[0], jac[k].shape[1], -1) for k in names], dim=2).to(
             torch.float64
         )

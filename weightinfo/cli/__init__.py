@@ -1,0 +1,108 @@
+"""Command line interface: ``weightinfo train | fisher | demo | datasets | models``.
+
+* ``weightinfo train --dataset D [--model M] --out run.pt``: train a reference network (seeded)
+  and write a checkpoint (``run.pt`` + metadata ``run.json``, see :mod:`weightinfo.checkpoint`).
+* ``weightinfo fisher --dataset D [--checkpoint run.pt] [--json out.json]``: per-layer Fisher of
+  a checkpoint, or of a model trained on the fly and cached (:func:`weightinfo.train_or_load`).
+* ``weightinfo demo [--out DIR]``: MLP on the bundled ``digits`` set and its exact diagonal
+  Fisher per layer, with an explanation of the numbers.
+* ``weightinfo datasets`` / ``weightinfo models``: what can be used here.
+
+Results go to stdout; status messages and progress bars to stderr (``--quiet`` silences them).
+Errors (unknown names, missing files, invalid settings) print one red line ``error: ...`` on
+stderr and exit with code 2 (``--debug`` shows the traceback instead).
+
+Without ``--model`` the model suggested for the dataset is used
+(:func:`weightinfo.models.default_model_for`, e.g. an MLP with widths 256,256 for ``digits``),
+and its suggested kwargs also apply when the same model is named explicitly (explicit ``--widths``
+etc. override them). Unset training options take per-dataset defaults (:data:`TRAIN_DEFAULTS`).
+
+Layout: this module holds the app, its global options and ``main``; one module per command
+group (:mod:`.train`, :mod:`.fisher`, :mod:`.demo`, :mod:`.catalog` for ``datasets`` /
+``models``) and :mod:`._common` for what they share (option parsing, errors, output, model and
+data resolution).
+
+JSON written by ``fisher --json`` and ``demo --out`` (strict JSON: NaN/inf become ``null``)::
+
+    {
+      "command":    {"name": "fisher" | "demo", "options": {...resolved options...,
+                     "checkpoint": path or null, "dataset", "n_samples"}, "time_s": seconds},
+      "checkpoint": the checkpoint metadata (architecture, dataset, train_config, seed, metrics,
+                    ...; for on-the-fly training also config, config_hash), as in ``run.json``,
+      "fisher":     Curvature.to_dict(): quantity, kind, structure, loss, normalisation,
+                    n_samples, n_params, mc_samples, seed, trace and per_layer rows
+                    {layer, type, n_params, trace, share, mean} whose traces sum to trace.
+    }
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import catalog, demo, fisher, train
+from ._common import STATE, TRAIN_DEFAULTS
+from .demo import DEMO_CONFIG
+
+__all__ = ["TRAIN_DEFAULTS", "DEMO_CONFIG", "app", "main"]
+
+HELP = (
+    "Where is the information in a trained network (Achille, Paolini & Soatto 2019): "
+    "train reference networks and measure the Fisher information of their weights, per layer."
+)
+
+app = typer.Typer(
+    name="weightinfo",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        import torch
+
+        typer.echo(f"weightinfo {__version__} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or status messages (stderr).")
+    ] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Plain-text tables (no colours or box drawing).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    STATE.quiet, STATE.plain, STATE.debug = quiet, plain, debug
+
+
+# Commands, in the order ``--help`` lists them.
+app.command(name="train")(train.train)
+app.command(name="fisher")(fisher.fisher_cmd)
+app.command(name="demo")(demo.demo)
+app.command(name="datasets")(catalog.datasets)
+app.command(name="models")(catalog.models)
+
+
+def main() -> None:
+    """Console-script entry point (``weightinfo``)."""
+    app(prog_name="weightinfo")

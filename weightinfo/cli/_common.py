@@ -1,0 +1,360 @@
+"""Shared pieces of the commands: state, output, errors, option types, model and data resolution.
+
+* Output: results go to stdout (:func:`say`), status lines to stderr (:func:`info`, silenced by
+  ``--quiet``); progress bars only when stderr is a terminal (:func:`progress_enabled`).
+* Errors: :func:`user_errors` turns the library's ``ValueError`` / ``TypeError`` / ``OSError``
+  into one red line ``error: ...`` on stderr and exit code 2 (``--debug`` re-raises instead).
+* Resolution: which model and kwargs (:func:`resolve_model`, the dataset's suggestion updated by
+  explicit options), which training settings (:data:`TRAIN_DEFAULTS`), and where the trained
+  weights come from: a checkpoint (:func:`from_checkpoint`) or training on the fly, cached
+  (:func:`cached_train`).
+
+Heavy modules (torch, rich, the library) are imported inside functions so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import typer
+
+
+class TrainDefaults(NamedTuple):
+    """Training settings used when the corresponding option is not given."""
+
+    epochs: int
+    lr: float
+    optimizer: str
+    batch_size: int
+
+
+#: Per-dataset training defaults (key: dataset name without ``binary-``; MNIST variants as mnist).
+TRAIN_DEFAULTS: dict[str, TrainDefaults] = {
+    "digits": TrainDefaults(epochs=20, lr=0.05, optimizer="sgd", batch_size=128),
+    "mnist1d": TrainDefaults(epochs=50, lr=1e-3, optimizer="adam", batch_size=128),
+    "two-moons": TrainDefaults(epochs=30, lr=0.1, optimizer="sgd", batch_size=128),
+    "mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
+    "fashion-mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
+}
+_FALLBACK_TRAIN = TrainDefaults(epochs=10, lr=0.01, optimizer="sgd", batch_size=128)
+#: Model used for datasets without a suggestion (``npz:PATH``).
+_FALLBACK_MODEL = ("mlp", {"widths": [256, 256]})
+
+
+# --------------------------------------------------------------------------------------------
+# Global state, output and errors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    quiet: bool = False
+    plain: bool = False
+    debug: bool = False
+
+
+#: The global options (``weightinfo --quiet/--plain/--debug COMMAND``), set by the app callback.
+STATE = _State()
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def info(message: str, quiet: bool) -> None:
+    """A status line on stderr (not with ``--quiet``)."""
+    if not quiet:
+        from rich.text import Text
+
+        stderr_console().print(Text(message, style="dim"))
+
+
+def say(message: str = "", *, wrap: bool = False) -> None:
+    """A result line on stdout (plain text, no markup); ``wrap`` folds it at the console width."""
+    from rich.text import Text
+
+    stdout_console().print(Text(message), soft_wrap=not wrap)
+
+
+def fail(message: str) -> None:
+    """Print the first line of ``message`` as ``error: ...`` (red, stderr) and exit with code 2."""
+    from rich.text import Text
+
+    lines = str(message).strip().splitlines() or ["unknown error"]
+    text = lines[0]
+    if len(lines) > 1:
+        text += " (more with --debug)"
+    stderr_console().print(Text("error: ", style="bold red") + Text(text, style="red"))
+    raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's errors about user input into ``error: ...`` and exit code 2."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except (ValueError, TypeError, OSError) as e:
+        if STATE.debug:
+            raise
+        fail(str(e) or type(e).__name__)
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Whether to show progress bars: not with ``--quiet``, and only when stderr is a terminal."""
+    if quiet:
+        return False
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def fmt_acc(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+# --------------------------------------------------------------------------------------------
+# Option types shared by commands
+# --------------------------------------------------------------------------------------------
+
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or status messages (stderr).")
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", "-d", help="Dataset name (see `weightinfo datasets`).", show_default=False
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model name (see `weightinfo models`); default: suggested for dataset.",
+    ),
+]
+WidthsOpt = Annotated[
+    str | None,
+    typer.Option(help="mlp hidden widths, comma-separated, e.g. 256,256 ('' for none)."),
+]
+WidthOpt = Annotated[float | None, typer.Option(help="Width multiplier of allcnn / resnet18.")]
+ModelArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-arg",
+        help="Extra model keyword KEY=VALUE (repeatable); VALUE parsed as JSON or a comma list.",
+    ),
+]
+EpochsOpt = Annotated[
+    int | None, typer.Option(min=1, help="Training epochs (default: per dataset).")
+]
+LrOpt = Annotated[float | None, typer.Option(help="Learning rate (default: per dataset).")]
+OptimizerOpt = Annotated[
+    Literal["sgd", "adam"] | None, typer.Option(help="Optimizer (default: per dataset).")
+]
+DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
+DataRootOpt = Annotated[
+    Path | None, typer.Option(help="Folder searched first for file-backed datasets.")
+]
+DownloadOpt = Annotated[
+    bool, typer.Option("--download", help="Download missing file-backed datasets (internet).")
+]
+LossOpt = Literal["cross_entropy", "bce_with_logits", "mse"]
+
+
+# --------------------------------------------------------------------------------------------
+# Option parsing: model kwargs and training settings
+# --------------------------------------------------------------------------------------------
+
+
+def base_name(dataset: str) -> str:
+    """Key into the defaults: canonical name without ``binary-``, MNIST variants as ``mnist``."""
+    from ..data import canonical_name
+
+    name = canonical_name(dataset)
+    name = name.removeprefix("binary-")
+    return "mnist" if name in ("mnist-full", "mnist-10k") else name
+
+
+def _parse_value(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return [_parse_value(t.strip()) for t in text.split(",") if t.strip()]
+    return text
+
+
+def model_kwargs(widths: str | None, width: float | None, args: list[str] | None) -> dict:
+    """Model kwargs given explicitly by ``--widths``, ``--width`` and ``--model-arg KEY=VALUE``."""
+    kwargs: dict[str, Any] = {}
+    if widths is not None:
+        parts = [p.strip() for p in widths.replace(" ", ",").split(",") if p.strip()]
+        if parts and parts[0].lower() == "none":
+            parts = []
+        try:
+            kwargs["widths"] = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    if width is not None:
+        kwargs["width"] = float(width)
+    for item in args or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-arg must look like KEY=VALUE, got {item!r}")
+        kwargs[key.strip()] = _parse_value(value.strip())
+    return kwargs
+
+
+def resolve_model(dataset: str, model: str | None, explicit: dict) -> tuple[str, dict]:
+    """Model name and kwargs: the dataset's suggestion, updated by explicit kwargs."""
+    from ..models import MODELS, default_model_for
+
+    base = base_name(dataset)
+    try:
+        s = default_model_for(base)
+        suggested = (
+            s.name,
+            {k: list(v) if isinstance(v, tuple) else v for k, v in s.kwargs.items()},
+        )
+    except ValueError:
+        suggested = copy.deepcopy(_FALLBACK_MODEL)
+    if model is None:
+        return suggested[0], {**suggested[1], **explicit}
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    if model == suggested[0]:
+        return model, {**suggested[1], **explicit}
+    return model, dict(explicit)
+
+
+def train_settings(dataset: str, epochs, lr, optimizer, batch_size) -> TrainDefaults:
+    """The given training settings, the dataset's defaults (:data:`TRAIN_DEFAULTS`) for the rest."""
+    d = TRAIN_DEFAULTS.get(base_name(dataset), _FALLBACK_TRAIN)
+    return TrainDefaults(
+        epochs=d.epochs if epochs is None else int(epochs),
+        lr=d.lr if lr is None else float(lr),
+        optimizer=d.optimizer if optimizer is None else optimizer,
+        batch_size=d.batch_size if batch_size is None else int(batch_size),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Data and trained weights: from a checkpoint, or trained on the fly (cached)
+# --------------------------------------------------------------------------------------------
+
+
+def load_data(dataset: str, *, seed: int, root: Path | None, download: bool):
+    from ..data import load_dataset
+
+    return load_dataset(dataset, root=root, download=download, seed=seed)
+
+
+def load_ckpt(path: Path):
+    """:func:`~weightinfo.checkpoint.load_checkpoint`, any unreadable file a ``ValueError``."""
+    from ..checkpoint import load_checkpoint
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
+    try:
+        return load_checkpoint(path)
+    except (ValueError, OSError):
+        raise
+    except Exception as e:  # unpickling / state-dict errors from torch
+        raise ValueError(f"cannot read checkpoint {str(path)!r}: {e}") from e
+
+
+def _ckpt_dataset(meta: dict) -> tuple[str | None, int]:
+    """Dataset name and split seed recorded in checkpoint metadata."""
+    config = meta.get("config") or {}
+    ds = meta.get("dataset") or {}
+    name = config.get("dataset") or ds.get("requested_name") or ds.get("name")
+    seed = ds.get("data_seed", config.get("data_seed", ds.get("seed", 0)))
+    return name, int(seed or 0)
+
+
+def from_checkpoint(
+    path: Path, *, dataset: str | None, data_seed: int | None, root: Path | None, download: bool
+):
+    """Checkpoint ``path`` and its training data: ``(ck, ds, dataset name, split seed)``.
+
+    The dataset and split seed default to those recorded in the checkpoint; when both are the
+    recorded ones, the recorded label noise is applied again (same fraction and seed).
+    """
+    from ..data import corrupt_labels
+
+    ck = load_ckpt(path)
+    ck_name, ck_seed = _ckpt_dataset(ck.meta)
+    name = dataset or ck_name
+    if name is None:
+        raise ValueError(f"{path} does not record its dataset; pass --dataset")
+    dseed = ck_seed if data_seed is None else data_seed
+    ds = load_data(name, seed=dseed, root=root, download=download)
+    noise = ((ck.meta.get("dataset") or {}).get("info") or {}).get("label_noise")
+    if noise and name == ck_name and dseed == ck_seed:
+        ds = corrupt_labels(ds, float(noise["fraction"]), seed=int(noise["seed"]))
+    return ck, ds, name, dseed
+
+
+def cached_train(
+    dataset: str,
+    model: str,
+    kwargs: dict,
+    settings: TrainDefaults,
+    *,
+    seed: int,
+    data_seed: int,
+    data_root: Path | None,
+    download: bool,
+    quiet: bool,
+):
+    """``train_or_load`` with a status line saying whether the cache was hit: ``(ck, hit)``."""
+    from ..checkpoint import default_cache_dir, train_or_load
+
+    folder = default_cache_dir()
+    before = {p: p.stat().st_mtime_ns for p in folder.glob("*.pt")} if folder.is_dir() else {}
+    info(
+        f"training {model} {kwargs} on {dataset} ({settings.epochs} epochs, {settings.optimizer}, "
+        f"lr {settings.lr:g}, seed {seed}) unless cached in {folder}",
+        quiet,
+    )
+    t0 = time.perf_counter()
+    ck = train_or_load(
+        dataset,
+        model,
+        model_kwargs=kwargs,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        optimizer=settings.optimizer,
+        batch_size=settings.batch_size,
+        seed=seed,
+        data_seed=data_seed,
+        data_root=data_root,
+        download=download,
+        progress=progress_enabled(quiet),
+    )
+    hit = before.get(ck.path) == ck.path.stat().st_mtime_ns
+    what = "loaded cached checkpoint" if hit else "trained and cached"
+    info(f"{what} {ck.path} ({time.perf_counter() - t0:.1f} s)", quiet)
+    return ck, hit

@@ -1,0 +1,218 @@
+"""``weightinfo fisher``: the per-layer Fisher information of a trained model on its training data.
+
+The model comes from ``--checkpoint`` or is trained on the fly with the dataset's defaults and
+cached (:func:`weightinfo.train_or_load`). The expectation over labels (``--kind``: exact, Monte
+Carlo or empirical) and the matrix structure (``--structure``) are those of
+:func:`weightinfo.fisher`. The table goes to stdout; ``--json`` also writes the result (schema in
+:mod:`weightinfo.cli`). :func:`compute_fisher`, :func:`print_fisher` and :func:`fisher_payload`
+are shared with ``weightinfo demo``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ._common import (
+    STATE,
+    DataRootOpt,
+    DatasetOpt,
+    DownloadOpt,
+    EpochsOpt,
+    LossOpt,
+    LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    OptimizerOpt,
+    Quiet,
+    WidthOpt,
+    WidthsOpt,
+    cached_train,
+    from_checkpoint,
+    info,
+    load_data,
+    model_kwargs,
+    progress_enabled,
+    resolve_model,
+    say,
+    stdout_console,
+    train_settings,
+    user_errors,
+)
+
+
+def compute_fisher(
+    ck,
+    ds,
+    *,
+    kind: str,
+    structure: str,
+    loss: str,
+    mc_samples: int,
+    seed: int,
+    batch_size: int,
+    n_samples: int | None,
+    quiet: bool,
+):
+    """The Fisher of checkpoint ``ck``'s model on the first ``n_samples`` training samples of
+    ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``."""
+    from ..curvature import fisher
+
+    arch = ck.meta.get("architecture", {})
+    shape = tuple(arch.get("input_shape") or ds.input_shape)
+    if shape != tuple(ds.input_shape):
+        raise ValueError(
+            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
+        )
+    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
+        raise ValueError(
+            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
+            f"{ds.n_classes} classes"
+        )
+    if n_samples is not None and n_samples < 1:
+        raise ValueError(f"--n-samples must be positive, got {n_samples}")
+    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
+    x, y = ds.x_train[:n], ds.y_train[:n]
+    model = ck.model.eval()
+    info(f"computing the {kind} {structure} Fisher ({loss}) on {n} training samples", quiet)
+    t0 = time.perf_counter()
+    F = fisher(
+        model,
+        (x, y),
+        kind=kind,
+        structure=structure,
+        loss=loss,
+        mc_samples=mc_samples,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress_enabled(quiet),
+    )
+    return F, time.perf_counter() - t0
+
+
+def print_fisher(F, elapsed: float) -> None:
+    """The per-layer table and a line with the total trace, on stdout."""
+    from ..report import print_layer_table
+
+    table = F.per_layer()
+    print_layer_table(table, console=stdout_console(), plain=STATE.plain)
+    extra = f", {F.mc_samples} label draws per input, seed {F.seed}" if F.kind == "mc" else ""
+    say(
+        f"total trace {F.trace():.6g} ({F.quantity}, {F.kind}, {F.structure}, {F.loss}; mean over "
+        f"N={F.n_samples} samples, {F.n_params:,} parameters{extra}); computed in {elapsed:.2f} s"
+    )
+
+
+def fisher_payload(name: str, options: dict, meta: dict, F, elapsed: float) -> dict:
+    """The JSON written by ``fisher --json`` and ``demo --out``."""
+    return {
+        "command": {"name": name, "options": options, "time_s": elapsed},
+        "checkpoint": meta,
+        "fisher": F.to_dict(),
+    }
+
+
+def fisher_cmd(
+    dataset: DatasetOpt = None,
+    model: ModelOpt = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
+    ] = None,
+    kind: Annotated[
+        Literal["exact", "mc", "empirical"], typer.Option(help="Expectation over labels.")
+    ] = "exact",
+    structure: Annotated[
+        Literal["diag", "kfac", "full"], typer.Option(help="Matrix structure.")
+    ] = "diag",
+    loss: Annotated[
+        LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
+    ] = None,
+    mc_samples: Annotated[int, typer.Option(min=1, help="Labels drawn per input (--kind mc).")] = 1,
+    n_samples: Annotated[
+        int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the computation.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the label draws (--kind mc).")] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the result as JSON (atomic).")
+    ] = None,
+    widths: WidthsOpt = None,
+    width: WidthOpt = None,
+    model_arg: ModelArgOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    train_batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
+    ] = None,
+    train_seed: Annotated[int, typer.Option(help="Training seed (no --checkpoint).")] = 0,
+    data_seed: Annotated[
+        int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
+    ] = None,
+    data_root: DataRootOpt = None,
+    download: DownloadOpt = False,
+    quiet: Quiet = False,
+) -> None:
+    """Per-layer Fisher information of a trained model on its training data."""
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        if checkpoint is not None:
+            ck, ds, name, dseed = from_checkpoint(
+                checkpoint, dataset=dataset, data_seed=data_seed, root=data_root, download=download
+            )
+            cached = None
+        else:
+            if dataset is None:
+                raise ValueError("--dataset is required without --checkpoint")
+            name, dseed = dataset, 0 if data_seed is None else data_seed
+            ds = load_data(name, seed=dseed, root=data_root, download=download)
+            mname, kwargs = resolve_model(name, model, model_kwargs(widths, width, model_arg))
+            s = train_settings(name, epochs, lr, optimizer, train_batch_size)
+            ck, cached = cached_train(
+                name,
+                mname,
+                kwargs,
+                s,
+                seed=train_seed,
+                data_seed=dseed,
+                data_root=data_root,
+                download=download,
+                quiet=quiet,
+            )
+        loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
+        F, elapsed = compute_fisher(
+            ck,
+            ds,
+            kind=kind,
+            structure=structure,
+            loss=loss,
+            mc_samples=mc_samples,
+            seed=seed,
+            batch_size=batch_size,
+            n_samples=n_samples,
+            quiet=quiet,
+        )
+        print_fisher(F, elapsed)
+        if json_out is not None:
+            from ..report import write_json_atomic
+
+            options = {
+                "dataset": name,
+                "data_seed": dseed,
+                "checkpoint": str(ck.path),
+                "checkpoint_given": checkpoint is not None,
+                "cache_hit": cached,
+                "kind": kind,
+                "structure": structure,
+                "loss": loss,
+                "mc_samples": mc_samples,
+                "n_samples": F.n_samples,
+                "batch_size": batch_size,
+                "seed": seed,
+            }
+            write_json_atomic(json_out, fisher_payload("fisher", options, ck.meta, F, elapsed))
+            info(f"wrote {json_out}", quiet)

@@ -1,0 +1,130 @@
+"""``weightinfo train``: train a reference network (seeded) and write a checkpoint.
+
+Writes ``--out`` (e.g. ``run.pt``) and its metadata ``run.json`` (:mod:`weightinfo.checkpoint`)
+through :func:`weightinfo.checkpoint.train_checkpoint`, the code path :func:`weightinfo.train_or_load`
+caches. Unset model options take the dataset's suggestion and unset training options its defaults
+(:data:`~weightinfo.cli._common.TRAIN_DEFAULTS`). ``--label-noise`` makes that fraction of the
+training labels random, seeded with ``--seed``. Beyond the cached runs, the metadata records the
+requested dataset name, the options as ``config``, ``created_by`` and the final model's accuracy on
+the whole training set (the last epoch's running values as ``last_epoch_train_*``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ._common import (
+    STATE,
+    DataRootOpt,
+    DataSeedOpt,
+    DatasetOpt,
+    DownloadOpt,
+    EpochsOpt,
+    LossOpt,
+    LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    OptimizerOpt,
+    Quiet,
+    WidthOpt,
+    WidthsOpt,
+    fmt_acc,
+    info,
+    model_kwargs,
+    progress_enabled,
+    resolve_model,
+    say,
+    train_settings,
+    user_errors,
+)
+
+
+def train(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Checkpoint file to write (e.g. run.pt).")
+    ],
+    dataset: DatasetOpt = None,
+    model: ModelOpt = None,
+    widths: WidthsOpt = None,
+    width: WidthOpt = None,
+    model_arg: ModelArgOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.")] = None,
+    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    schedule: Annotated[
+        Literal["none", "cosine", "step", "exponential"],
+        typer.Option(help="Learning-rate schedule."),
+    ] = "none",
+    loss: Annotated[LossOpt, typer.Option(help="Training loss (likelihood).")] = "cross_entropy",
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
+    label_noise: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Fraction of training labels made random.")
+    ] = 0.0,
+    data_seed: DataSeedOpt = 0,
+    data_root: DataRootOpt = None,
+    download: DownloadOpt = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a reference network (seeded) and write a checkpoint with its metadata."""
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        from ..checkpoint import TrainSpec, load_training_data, metadata_path, train_checkpoint
+
+        if dataset is None:
+            raise ValueError("--dataset is required (see `weightinfo datasets`)")
+        json_path = metadata_path(out)
+        ds = load_training_data(
+            dataset,
+            data_seed=data_seed,
+            label_noise=label_noise,
+            label_noise_seed=seed,
+            root=data_root,
+            download=download,
+        )
+        name, kwargs = resolve_model(dataset, model, model_kwargs(widths, width, model_arg))
+        s = train_settings(dataset, epochs, lr, optimizer, batch_size)
+        sched = None if schedule == "none" else schedule
+        config = {
+            "dataset": dataset,
+            "data_seed": data_seed,
+            "model": name,
+            "model_kwargs": kwargs,
+            **s._asdict(),
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "schedule": sched,
+            "loss": loss,
+            "seed": seed,
+            "label_noise": label_noise,
+        }
+        spec = TrainSpec(**config, label_noise_seed=seed)
+        info(
+            f"training {name} {kwargs} on {ds.describe()}: {s.epochs} epochs, {s.optimizer}, "
+            f"lr {s.lr:g}, batch {s.batch_size}, seed {seed}",
+            quiet,
+        )
+        run = train_checkpoint(
+            out,
+            spec,
+            ds=ds,
+            evaluate_train=True,
+            dataset_extra={"requested_name": dataset},
+            train_config_extra={"label_noise": label_noise},
+            extra={"config": config},
+            created_by="weightinfo train",
+            progress=progress_enabled(quiet),
+        )
+    m = run.metrics
+    say(
+        f"trained {name} {kwargs} on {dataset}: {run.result.epochs_run} epochs in "
+        f"{run.result.total_time:.2f} s"
+    )
+    say(f"  train accuracy {fmt_acc(m['train_accuracy'])}  (loss {m['train_loss']:.4g})")
+    say(f"  test accuracy  {fmt_acc(m['test_accuracy'])}  (loss {m['test_loss']:.4g})")
+    say(f"checkpoint {out}  (metadata {json_path})")
