@@ -1,8 +1,12 @@
-"""``weightinfo demo``: train (or load) an MLP on digits and explain its per-layer Fisher.
+"""``weightinfo demo``: train (or load) an MLP on digits and measure where its information is.
 
-Trains :data:`DEMO_CONFIG` (the defaults of ``weightinfo fisher --dataset digits``, so both share
-one cached checkpoint), computes its exact diagonal Fisher on the training set, prints the table
-and :data:`DEMO_EXPLANATION`, and with ``--out DIR`` writes ``DIR/fisher.json``.
+Trains :data:`DEMO_CONFIG` (the defaults of ``weightinfo fisher/measure --dataset digits``, so all
+share one cached checkpoint) and runs ``weightinfo measure`` with its defaults on the training set
+(β = 1e-6 per sample, λ = 0.1, prior mean = initial weights; exact diagonal Fisher, computed once)
+plus the loss-vs-information curve at :data:`~weightinfo.cli.measure.DEMO_BETAS`; prints the
+per-layer table, the curve and :data:`DEMO_EXPLANATION`. With ``--out DIR`` it writes
+``report.json``, ``where.png``, ``curve.json``, ``curve.png`` and (the curvature behind them)
+``fisher.json``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from ._common import (
     say,
     user_errors,
 )
-from .fisher import compute_fisher, fisher_payload, print_fisher
+from .fisher import fisher_payload
+from .measure import (
+    DEFAULT_BETA,
+    DEFAULT_PRIOR_SCALE,
+    DEMO_BETAS,
+    compute_measure,
+    print_measure,
+    write_measure,
+)
 
 #: What ``weightinfo demo`` trains: the defaults of ``weightinfo fisher --dataset digits``, so
 #: both share one cached checkpoint.
@@ -38,27 +50,34 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 
 DEMO_EXPLANATION = (
-    "What the numbers mean. The Fisher information F = (1/N) sum_i E_y~p_w(y|x_i)[g g^T], with "
-    "g = grad_w log p_w(y|x_i), measures how much the network's predictions change when its "
-    "weights move: for a small perturbation d, KL(p_w || p_w+d) = 1/2 d^T F d nats. 'exact' takes "
-    "the expectation over every class y under the model's own predictions (not the data labels), "
-    "and F is a mean over the N training samples, not a sum. Each row sums the diagonal F_kk over "
-    "one layer's weights: 'trace' is that sum, 'share %' the layer's part of the total trace and "
-    "'mean' the trace per weight. These are curvatures (nats per squared weight unit), not "
-    "amounts of information in nats; they turn into information only through the log-determinant "
-    "of F against a prior. In the paper's terms, the information in the weights sits where the "
-    "Fisher is large: layers with a large share hold the weights the training data pinned down "
-    "most, whose small perturbations would change the predictions most."
+    "What the numbers mean. IW = KL(Q*||P) is the information in the weights (Achille, Paolini & "
+    "Soatto 2019), in nats: the length of a code for the trained weights w*, stored only to the "
+    "precision the training loss demands. P = N(w0, lambda^2 I) is a code fixed before training "
+    "(w0 = initial weights; lambda = 0.1, the range a weight is stored in); Q* = N(w*, Sigma*) "
+    "minimises C_beta = E_Q[L_D] + beta*KL(Q||P), with L_D the mean cross-entropy per training "
+    "sample and beta the loss per sample one is willing to pay to save one nat (beta*N for a summed "
+    "loss). A weight costs (w - w0)^2/(2 lambda^2) (the mean term: how far training moved it) plus "
+    "about 1/2 ln(lambda^2 F_ii/beta) if the Fisher F_ii pins it down, ~0 if the predictions ignore "
+    "it. 'share %' is where the information is, 'nats/param' how dense it is. E_Q[L_D] is the loss "
+    "of networks drawn from Q*; the curve shows the trade-off: larger beta, fewer nats, more loss. "
+    "Compare IW across layers, networks or datasets at the same beta and lambda; its absolute value "
+    "depends on both."
 )
 
 
 def demo(
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder to also write fisher.json to.")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder to also write report.json, where.png, curve.json, curve.png and "
+            "fisher.json to.",
+        ),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train (or load) an MLP on digits and explain its per-layer Fisher information."""
+    """Train (or load) an MLP on digits and measure where the information in its weights is."""
     quiet = quiet or STATE.quiet
     with user_errors():
         c = DEMO_CONFIG
@@ -87,19 +106,29 @@ def demo(
             f"test accuracy {fmt_acc(m.get('test_accuracy'))}"
         )
         say()
-        F, elapsed = compute_fisher(
+        meas = compute_measure(
             ck,
             ds,
-            kind="exact",
+            beta=DEFAULT_BETA,
+            betas=list(DEMO_BETAS),
+            prior_scale=float(DEFAULT_PRIOR_SCALE),
+            prior_mean=None,
+            method="fisher",
             structure="diag",
+            curvature="fisher",
             loss="cross_entropy",
-            mc_samples=1,
+            n_samples=None,
+            mc_samples=8,
             seed=0,
             batch_size=256,
-            n_samples=None,
             quiet=quiet,
         )
-        print_fisher(F, elapsed)
+        F = meas.curvature
+        print_measure(meas)
+        say(
+            f"curvature used: exact diagonal Fisher, total trace {F.trace():.6g} (mean over "
+            f"N={F.n_samples} samples, {F.n_params:,} parameters); `weightinfo fisher` shows it per layer"
+        )
         say()
         say(DEMO_EXPLANATION, wrap=True)
         if out is not None:
@@ -113,9 +142,16 @@ def demo(
                 "structure": "diag",
                 "loss": "cross_entropy",
                 "n_samples": F.n_samples,
+                "measure": meas.options,
             }
-            path = write_json_atomic(
-                Path(out) / "fisher.json", fisher_payload("demo", options, ck.meta, F, elapsed)
+            title = f"{c['model']} {c['model_kwargs']} on {c['dataset']}"
+            paths = write_measure(meas, Path(out), title=title)
+            paths.append(
+                write_json_atomic(
+                    Path(out) / "fisher.json",
+                    fisher_payload("demo", options, ck.meta, F, meas.elapsed),
+                )
             )
-            info(f"wrote {path}", quiet)
+            for p in paths:
+                info(f"wrote {p}", quiet)
         info(f"demo finished in {time.perf_counter() - t0:.1f} s", quiet)

@@ -1,0 +1,191 @@
+"""``information_curve``: the loss-vs-information curve, one curvature for every β, warm-started variational fits."""
+
+import json
+import math
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+import weightinfo.information as info_pkg
+from weightinfo.information import estimate
+from weightinfo.information.curve import InformationCurve, check_betas, information_curve
+from weightinfo.information.estimate import information
+from weightinfo.report import to_jsonable
+
+D64 = torch.float64
+BETAS = [1e-1, 1e-3, 1e-2, 1e-4]
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 3)).double().eval()
+
+
+def _data(n=24, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g, dtype=D64), torch.randint(0, 3, (n,), generator=g)
+
+
+KW = {"prior_scale": 0.5, "mc_samples": 4, "seed": 3, "progress": False}
+
+
+def test_nats_decrease_and_quadratic_loss_increases_with_beta():
+    c = information_curve(_model(), _data(), betas=BETAS, **KW)
+    assert isinstance(c, InformationCurve) and len(c) == 4
+    assert c.betas == sorted(BETAS)
+    nats = c.nats
+    quad = [r["expected_loss_quadratic"] for r in c.rows]
+    assert all(a > b for a, b in zip(nats, nats[1:]))
+    assert all(a < b for a, b in zip(quad, quad[1:]))
+    for r in c.rows:
+        assert r["bits"] == pytest.approx(r["nats"] / math.log(2))
+        assert r["lagrangian"] == pytest.approx(r["expected_loss"] + r["beta"] * r["nats"])
+        assert r["expected_loss_quadratic"] >= r["train_loss"]
+    assert c.settings["curvature_passes"] == 1 and c.settings["n_samples"] == 24
+    assert c.curvature is not None and c.curvature.quantity == "fisher"
+
+
+@pytest.mark.filterwarnings("ignore:.*negative hessian:RuntimeWarning")
+@pytest.mark.parametrize(
+    "structure,curvature", [("diag", "fisher"), ("filter", "ggn"), ("full", "hessian")]
+)
+def test_fisher_curve_equals_information_per_beta_with_one_curvature(
+    monkeypatch, structure, curvature
+):
+    model, data = _model(), _data()
+    calls = []
+    real = estimate._curvature
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimate, "_curvature", counting)
+    kw = {**KW, "structure": structure, "curvature": curvature}
+    c = information_curve(model, data, betas=BETAS, **kw)
+    assert len(calls) == 1
+    for beta, res in zip(sorted(BETAS), c.results):
+        ref = information(model, data, beta=beta, **kw)
+        for key in ("nats", "expected_loss", "expected_loss_stderr", "train_loss"):
+            assert getattr(res, key) == pytest.approx(getattr(ref, key), abs=1e-10, rel=1e-10)
+        assert res.expected_loss_quadratic == pytest.approx(
+            ref.expected_loss_quadratic, abs=1e-10, rel=1e-10
+        )
+        for k, v in ref.per_parameter.items():
+            torch.testing.assert_close(res.per_parameter[k], v, atol=1e-10, rtol=1e-10)
+            torch.testing.assert_close(
+                res.posterior_variance[k], ref.posterior_variance[k], atol=1e-10, rtol=1e-10
+            )
+        assert res.to_dict() == ref.to_dict()
+    assert len(calls) == 1 + len(BETAS)  # one per information() call
+
+
+def test_clamped_curvature_warns_once_per_curve():
+    with pytest.warns(RuntimeWarning, match="negative hessian") as rec:
+        information_curve(_model(), _data(), betas=BETAS, curvature="hessian", **KW)
+    assert len([w for w in rec if "negative" in str(w.message)]) == 1
+
+
+def test_precomputed_curvature_is_reused_and_checked(monkeypatch):
+    model, data = _model(), _data()
+    c = information_curve(model, data, betas=[1e-2], **KW)
+    monkeypatch.setattr(estimate, "_curvature", lambda *a, **k: pytest.fail("curvature recomputed"))
+    d = information_curve(model, data, betas=[1e-3, 1e-2], precomputed=c.curvature, **KW)
+    assert d.results[1].to_dict() == c.results[0].to_dict()
+    assert d.settings["curvature_passes"] == 0
+    with pytest.raises(ValueError, match="precomputed curvature does not match"):
+        information_curve(model, data, betas=[1e-2], precomputed=c.curvature, curvature="ggn", **KW)
+    with pytest.raises(ValueError, match="samples"):
+        information_curve(
+            model, (data[0][:10], data[1][:10]), betas=[1e-2], precomputed=c.curvature, **KW
+        )
+
+
+@pytest.mark.parametrize("betas", [[], [0.0], [1e-3, -1e-3], [math.nan], [math.inf], "1e-3", None])
+def test_bad_betas_are_rejected(betas):
+    with pytest.raises(ValueError, match="betas"):
+        information_curve(_model(), _data(), betas=betas, **KW)
+
+
+def test_check_betas_sorts_and_dedups():
+    assert check_betas([1e-2, 1e-3, 1e-2]) == [1e-3, 1e-2]
+    assert check_betas(0.5) == [0.5]
+
+
+def test_fisher_rejects_unknown_options():
+    with pytest.raises(TypeError, match="lr"):
+        information_curve(_model(), _data(), betas=[1e-2], lr=0.1, **KW)
+
+
+def test_to_dict_is_json_ready_and_per_layer_sums():
+    c = information_curve(_model(), _data(), betas=[1e-3, 1e-2], **{**KW, "mc_samples": 0})
+    d = json.loads(json.dumps(to_jsonable(c.to_dict()), allow_nan=False))
+    assert [r["beta"] for r in d["rows"]] == [1e-3, 1e-2]
+    assert d["rows"][0]["expected_loss"] is None  # not estimated: NaN → null
+    assert d["conventions"]["units"] == "nats"
+    assert set(d["rows"][0]) >= {
+        "beta",
+        "expected_loss",
+        "expected_loss_stderr",
+        "expected_loss_quadratic",
+        "nats",
+        "bits",
+        "lagrangian",
+    }
+    for row, layers in zip(d["rows"], d["per_layer"]):
+        assert sum(layers["layers"].values()) == pytest.approx(row["nats"])
+    assert "IW nats" in str(c)
+
+
+def test_to_dataframe():
+    pytest.importorskip("pandas")
+    c = information_curve(_model(), _data(), betas=[1e-3, 1e-2], **KW)
+    df = c.to_dataframe()
+    assert list(df["beta"]) == [1e-3, 1e-2]
+
+
+def _fake_variational(monkeypatch, *, warm: bool):
+    """A stand-in ``weightinfo.information.variational`` recording the warm starts it gets."""
+    seen = []
+
+    def fit(model, data, *, beta, init_variance=None, **kw):
+        seen.append(init_variance)
+        r = information(
+            model, data, beta=beta, **{k: kw[k] for k in ("prior_scale", "mc_samples", "seed")}
+        )
+        return r
+
+    if warm:
+        func = fit
+    else:
+
+        def func(model, data, *, beta, **kw):  # no init_variance
+            return fit(model, data, beta=beta, **kw)
+
+    mod = types.ModuleType("weightinfo.information.variational")
+    mod.variational_information = func
+    monkeypatch.setitem(sys.modules, "weightinfo.information.variational", mod)
+    monkeypatch.setattr(info_pkg, "variational", mod, raising=False)
+    return seen
+
+
+def test_variational_curve_warm_starts_from_previous_variance(monkeypatch):
+    seen = _fake_variational(monkeypatch, warm=True)
+    c = information_curve(_model(), _data(), betas=[1e-2, 1e-3, 1e-1], method="variational", **KW)
+    assert c.betas == [1e-3, 1e-2, 1e-1]
+    assert c.settings["warm_start"] is True and "note" not in c.settings
+    assert seen[0] is None
+    for prev, init in zip(c.results, seen[1:]):
+        for k, v in prev.posterior_variance.items():
+            torch.testing.assert_close(init[k], v)
+
+
+def test_variational_curve_cold_when_not_supported(monkeypatch):
+    seen = _fake_variational(monkeypatch, warm=False)
+    c = information_curve(_model(), _data(), betas=[1e-3, 1e-2], method="variational", **KW)
+    assert c.settings["warm_start"] is False and "cold" in c.settings["note"]
+    assert seen == [None, None]
+    assert c.curvature is None

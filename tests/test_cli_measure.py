@@ -1,0 +1,127 @@
+"""``weightinfo measure``: information in the weights of a small MLP on digits, its report and plots."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from weightinfo.checkpoint import train_or_load
+from weightinfo.cli import app
+from weightinfo.data import load_dataset
+from weightinfo.information import information
+from weightinfo.report import to_jsonable
+
+runner = CliRunner()
+SMALL = ["--dataset", "digits", "--widths", "16", "--epochs", "1"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(*args):
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+
+
+def _png(path):
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == PNG
+
+
+def test_measure_writes_report_equal_to_result(tmp_path):
+    out = tmp_path / "out"
+    res = ok("measure", *SMALL, "--n-samples", "300", "--mc-samples", "3", "--out", out, "-q")
+    for needle in ("layers.0", "layers.1", "share %", "nats/param", "IW =", "E_Q[L_D]", "β·N"):
+        assert needle in res.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "where.png"]
+    assert _png(out / "where.png")
+
+    # The same computation through the library, on the cached checkpoint the command trained.
+    ck = train_or_load(
+        "digits", "mlp", model_kwargs={"widths": [16]}, epochs=1, lr=0.05, optimizer="sgd"
+    )
+    ds = load_dataset("digits", seed=0)
+    r = information(
+        ck.model.eval(),
+        (ds.x_train[:300], ds.y_train[:300]),
+        beta=1e-6,
+        prior_scale=0.1,
+        prior_mean="init",
+        init_state=ck.init_state_dict,
+        mc_samples=3,
+        progress=False,
+    )
+    expected = json.loads(json.dumps(to_jsonable(r.to_dict())))
+    assert report == expected
+    assert {"nats", "bits", "beta", "per_layer", "expected_loss", "prior_scale"} <= report.keys()
+    assert report["beta"] == 1e-6 and report["prior_mean"] == "init"
+    assert report["n_samples"] == 300 and report["mc_samples"] == 3
+    assert sum(row["nats"] for row in report["per_layer"]) == pytest.approx(report["nats"])
+    assert report["conventions"]["units"] == "nats"
+
+
+def test_measure_with_betas_writes_curve(tmp_path):
+    out = tmp_path / "out"
+    res = ok(
+        "--plain",
+        "measure",
+        *SMALL,
+        "--n-samples",
+        "200",
+        "--mc-samples",
+        "2",
+        "--prior-scale",
+        "weights",
+        "--prior-mean",
+        "zero",
+        "--betas",
+        "1e-4,1e-6,1e-5",
+        "--out",
+        out,
+        "-q",
+    )
+    assert "loss vs information" in res.stdout and "total" in res.stdout
+    curve = json.loads((out / "curve.json").read_text())
+    assert [r["beta"] for r in curve["rows"]] == [1e-6, 1e-5, 1e-4]
+    nats = [r["nats"] for r in curve["rows"]]
+    assert nats == sorted(nats, reverse=True)
+    assert curve["settings"]["prior_scale"] == "weights"
+    assert curve["settings"]["prior_mean"] == "zero"
+    assert _png(out / "curve.png") and _png(out / "where.png")
+    report = json.loads((out / "report.json").read_text())
+    assert report["nats"] == pytest.approx(curve["rows"][0]["nats"])  # --beta 1e-6 is on the curve
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--beta", "0"], "beta"),
+        (["--beta", "-1e-3"], "beta"),
+        (["--beta", "nan"], "beta"),
+        (["--betas", "1e-3,0"], "betas"),
+        (["--betas", "1e-3,x"], "betas"),
+        (["--prior-scale", "-1"], "prior-scale"),
+        (["--prior-scale", "wide"], "prior-scale"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option(tmp_path, args, needle):
+    result = invoke("measure", *SMALL, *args, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error:") and needle in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "cache").exists()  # rejected before any training
+
+
+def test_measure_is_listed_in_help():
+    assert "measure" in ok("--help").output
+    text = ok("measure", "--help").output
+    assert "--beta" in text and "--prior-scale" in text and "--betas" in text

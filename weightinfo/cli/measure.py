@@ -1,0 +1,475 @@
+"""``weightinfo measure``: how many nats a trained network stores in its weights, and in which layers.
+
+The model comes from ``--checkpoint`` or is trained on the fly with the dataset's defaults and cached (as in
+``weightinfo fisher``). On its training data (or the first ``--n-samples``) it computes
+:func:`weightinfo.information.information` — IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P),
+with L_D the mean per-sample loss and β per sample — prints the per-layer table ("where is the information")
+and a summary, and writes to ``--out DIR``:
+
+* ``report.json``: ``InformationResult.to_dict()`` (atomic);
+* ``where.png``: nats per layer and per filter / output unit (:func:`weightinfo.report.plots.plot_where`);
+* with ``--betas``: ``curve.json`` (``InformationCurve.to_dict()``) and ``curve.png``, the loss-vs-information
+  curve (:func:`weightinfo.information.curve.information_curve`; the Fisher method reuses one curvature for
+  the main result and every β of the curve).
+
+:func:`compute_measure`, :func:`print_measure` and :func:`write_measure` are shared with ``weightinfo demo``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import typer
+
+from ._common import (
+    STATE,
+    DataRootOpt,
+    DatasetOpt,
+    DownloadOpt,
+    EpochsOpt,
+    LossOpt,
+    LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    OptimizerOpt,
+    Quiet,
+    WidthOpt,
+    WidthsOpt,
+    cached_train,
+    fail,
+    from_checkpoint,
+    info,
+    load_data,
+    model_kwargs,
+    progress_enabled,
+    resolve_model,
+    say,
+    stdout_console,
+    train_settings,
+    user_errors,
+)
+
+#: Defaults of ``measure`` (and ``demo``), chosen on the digits MLP (256,256; N = 1438, 85k weights):
+#: β = 1e-6 per sample and λ = 0.1 around the initial weights give IW ≈ 19k nats, of which ≈ 22% is the
+#: β-independent mean term ‖w* − w0‖²/(2λ²) and the rest the curvature term, while the Gaussian noise of Q*
+#: raises the loss only from L_D(w*) ≈ 0.044 to E_Q[L_D] ≈ 0.07 nats. λ = "weights" sets λ_l² = mean(w − w0)²,
+#: which makes the mean term exactly k/2 nats for any network (42.5k here) and leaves < 10% to the data-dependent
+#: part; larger λ or β let the noise of Q* wreck the network (E_Q[L_D] ≫ ln 10), smaller β make IW grow
+#: like (k/2)·ln(1/β) for every weight, informative or not.
+DEFAULT_BETA = 1e-6
+DEFAULT_PRIOR_SCALE = "0.1"
+#: β values of the curve ``weightinfo demo`` draws (per sample).
+DEMO_BETAS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
+
+BETA_HELP = (
+    "β per sample (mean-loss convention; β·N for a summed loss): the price in loss of one nat in the weights. "
+    "Large β: coarse code, few nats, more loss; small β: many nats. Default 1e-6: on the digits MLP "
+    "IW ≈ 19,000 nats, ~22% of it the prior's mean term, and the noise of Q* raises the loss only from "
+    "L_D(w*) ≈ 0.044 to E_Q[L_D] ≈ 0.07 (β = 1e-3 ≈ 1/N, the ELBO value, gives IW ≈ mean term alone "
+    "and E_Q[L_D] ≈ 0.5)."
+)
+PRIOR_SCALE_HELP = (
+    "Prior P = N(w0, λ² I): λ, the range in which a weight is stored (one number for every layer), or "
+    "'weights' for λ_l = RMS of (w − w0) per layer (this makes the mean term exactly #params/2 nats, so the "
+    "per-layer shares then mostly follow parameter counts). Default 0.1: about the scale of trained weights."
+)
+
+
+class Measurement(NamedTuple):
+    """What :func:`compute_measure` returns."""
+
+    result: Any  # InformationResult at --beta
+    curve: Any  # InformationCurve over --betas, or None
+    curvature: Any  # the Curvature used (Fisher method), or None
+    elapsed: float
+    options: dict
+
+
+def parse_prior_scale(text: str | float) -> float | str:
+    """A positive number or ``"weights"``; ``ValueError`` naming ``--prior-scale`` otherwise."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        t = str(text).strip()
+        if t.lower() == "weights":
+            return "weights"
+        try:
+            value = float(t)
+        except ValueError:
+            raise ValueError(
+                f"--prior-scale must be a number > 0 or 'weights', got {text!r}"
+            ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"--prior-scale must be a number > 0 or 'weights', got {text!r}")
+    return value
+
+
+def check_beta(beta: float) -> float:
+    if not math.isfinite(beta) or beta <= 0:
+        raise ValueError(f"--beta must be a finite number > 0 (per sample), got {beta!r}")
+    return float(beta)
+
+
+def parse_betas(text: str | None) -> list[float] | None:
+    """``"1e-7,1e-6"`` → ``[1e-7, 1e-6]``; ``ValueError`` naming ``--betas`` unless all are finite > 0."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError("--betas needs at least one value, e.g. --betas 1e-7,1e-6,1e-5")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"--betas must be comma-separated numbers > 0, got {p!r}") from None
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"--betas must hold finite numbers > 0, got {p!r}")
+        out.append(v)
+    return sorted(set(out))
+
+
+def training_data(ck, ds, *, loss: str, n_samples: int | None):
+    """The first ``n_samples`` training samples of ``ds`` (all by default) after checking that the
+    checkpoint's model fits the dataset: ``(X, Y)``."""
+    arch = ck.meta.get("architecture", {})
+    shape = tuple(arch.get("input_shape") or ds.input_shape)
+    if shape != tuple(ds.input_shape):
+        raise ValueError(
+            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
+        )
+    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
+        raise ValueError(
+            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
+            f"{ds.n_classes} classes"
+        )
+    if n_samples is not None and n_samples < 1:
+        raise ValueError(f"--n-samples must be positive, got {n_samples}")
+    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
+    return ds.x_train[:n], ds.y_train[:n]
+
+
+def compute_measure(
+    ck,
+    ds,
+    *,
+    beta: float,
+    betas: list[float] | None,
+    prior_scale: float | str,
+    prior_mean: str | None,
+    method: str,
+    structure: str,
+    curvature: str,
+    loss: str,
+    n_samples: int | None,
+    mc_samples: int,
+    seed: int,
+    batch_size: int,
+    quiet: bool,
+) -> Measurement:
+    """IW at ``beta`` (and the curve over ``betas``) of checkpoint ``ck`` on ``ds``'s training data.
+
+    ``prior_mean=None`` means ``"init"`` when the checkpoint stores its initial weights, else ``"zero"``.
+    With the Fisher method the curvature is computed once for the result and the whole curve.
+    """
+    from ..information import information
+    from ..information.curve import information_curve
+
+    x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
+    init = ck.init_state_dict
+    if prior_mean is None:
+        prior_mean = "init" if init is not None else "zero"
+    if prior_mean == "init" and init is None:
+        raise ValueError(f"--prior-mean init: checkpoint {str(ck.path)!r} has no initial weights")
+    model = ck.model.eval()
+    kw = {
+        "prior_scale": prior_scale,
+        "prior_mean": prior_mean,
+        "init_state": init,
+        "method": method,
+        "structure": structure,
+        "curvature": curvature,
+        "loss": loss,
+        "mc_samples": mc_samples,
+        "seed": seed,
+        "batch_size": batch_size,
+        "progress": progress_enabled(quiet),
+    }
+    info(
+        f"measuring the information in the weights ({method}, {structure}, {curvature}; β = {beta:g} "
+        f"per sample, λ = {prior_scale}, prior mean {prior_mean}) on {x.shape[0]} training samples",
+        quiet,
+    )
+    t0 = time.perf_counter()
+    curv = None
+    if method == "fisher":
+        main = information_curve(model, (x, y), betas=[beta], **kw)
+        result, curv = main.results[0], main.curvature
+    else:
+        result = information(model, (x, y), beta=beta, **kw)
+    curve = None
+    if betas:
+        info(f"loss-vs-information curve at {len(betas)} values of β", quiet)
+        extra = {"precomputed": curv} if curv is not None else {}
+        curve = information_curve(model, (x, y), betas=betas, **kw, **extra)
+    options = {
+        "beta": beta,
+        "betas": betas,
+        "prior_scale": prior_scale,
+        "prior_mean": prior_mean,
+        "method": method,
+        "structure": structure,
+        "curvature": curvature,
+        "loss": loss,
+        "n_samples": int(x.shape[0]),
+        "mc_samples": mc_samples,
+        "seed": seed,
+        "batch_size": batch_size,
+    }
+    return Measurement(result, curve, curv, time.perf_counter() - t0, options)
+
+
+def _table_cells(rows: list[dict], total: float) -> list[list[str]]:
+    out = []
+    for r in rows:
+        share = "-" if math.isnan(r["share"]) else f"{100 * r['share']:.1f}"
+        out.append(
+            [
+                r["layer"] or "<root>",
+                r["type"],
+                f"{r['n_params']:,}",
+                f"{r['nats']:,.1f}",
+                share,
+                f"{r['nats_per_param']:.4g}",
+            ]
+        )
+    n = sum(r["n_params"] for r in rows)
+    out.append(["total", "", f"{n:,}", f"{total:,.1f}", "100.0", f"{total / n:.4g}"])
+    return out
+
+
+HEADS = ("layer", "type", "#params", "nats", "share %", "nats/param")
+
+
+def print_information_table(result) -> None:
+    """The per-layer "where is the information" table on stdout (rich, or plain with ``--plain``)."""
+    rows = result.per_layer.rows
+    cells = _table_cells(rows, result.nats)
+    title = f"where is the information (β = {result.beta:g} per sample, N = {result.n_samples})"
+    if STATE.plain:
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADS)]
+
+        def fmt(cs):
+            return "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths))
+            ).rstrip()
+
+        lines = [title, fmt(HEADS)] + [fmt(c) for c in cells[:-1]]
+        lines += ["-" * len(fmt(HEADS)), fmt(cells[-1])]
+        print("\n".join(lines))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_footer=True, title_justify="left")
+    for i, h in enumerate(HEADS):
+        table.add_column(h, justify="left" if i < 2 else "right", footer=cells[-1][i], no_wrap=True)
+    for c in cells[:-1]:
+        table.add_row(*c)
+    stdout_console().print(table)
+
+
+def summary_lines(result) -> list[str]:
+    """IW, E_Q[L_D], L_D(w*), C_β, β and λ in a few lines."""
+    e = result.extra
+    mean_term = e.get("mean_term")
+    split = ""
+    if mean_term is not None:
+        split = (
+            f" = mean term ‖w*−w0‖²/2λ² {mean_term:,.1f} + curvature term "
+            f"{result.nats - mean_term:,.1f}"
+        )
+    se = result.expected_loss_stderr
+    el = (
+        "not estimated (--mc-samples 0)"
+        if math.isnan(result.expected_loss)
+        else f"{result.expected_loss:.5g}" + ("" if math.isnan(se) else f" ± {se:.2g}")
+    )
+    quad = result.expected_loss_quadratic
+    quad_text = "" if quad is None else f" (quadratic model {quad:.5g})"
+    lam = ", ".join(f"{k or '<root>'} {v:.3g}" for k, v in result.prior_scale.items())
+    n = result.n_samples
+    return [
+        f"IW = {result.nats:,.1f} nats = {result.bits:,.1f} bits{split}",
+        f"E_Q[L_D] = {el}{quad_text}; L_D(w*) = {result.train_loss:.5g}; "
+        f"C_β = E_Q[L_D] + β·IW = {result.lagrangian:.5g} (nats per sample)",
+        f"β = {result.beta:g} per sample (β·N = {result.beta * n:.4g} for the summed loss, N = {n}); "
+        f"λ per layer: {lam}; prior mean {result.prior_mean}; {result.method}/{result.structure}/"
+        f"{result.curvature}, {result.convention} convention",
+    ]
+
+
+def print_measure(m: Measurement) -> None:
+    """Table, summary and (if any) the curve, on stdout."""
+    print_information_table(m.result)
+    for line in summary_lines(m.result):
+        say(line)
+    if m.curve is not None:
+        say()
+        say("loss vs information (E_Q[L_D] ± se, nats per sample; IW in nats; β per sample):")
+        say(str(m.curve))
+    say(f"computed in {m.elapsed:.2f} s")
+
+
+def write_measure(m: Measurement, out: Path, *, title: str | None = None) -> list[Path]:
+    """``report.json`` and ``where.png`` (and ``curve.json`` / ``curve.png``) in ``out``."""
+    from ..report import write_json_atomic
+    from ..report.plots import plot_curve, plot_where
+
+    out = Path(out)
+    paths = [
+        write_json_atomic(out / "report.json", m.result.to_dict()),
+        plot_where(m.result, out / "where.png", title=title),
+    ]
+    if m.curve is not None:
+        paths.append(write_json_atomic(out / "curve.json", m.curve.to_dict()))
+        paths.append(plot_curve(m.curve, out / "curve.png", title=title))
+    return paths
+
+
+def measure_cmd(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for report.json and where.png (and curve.json, curve.png).",
+            show_default=False,
+        ),
+    ],
+    dataset: DatasetOpt = None,
+    model: ModelOpt = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
+    ] = None,
+    beta: Annotated[float, typer.Option(help=BETA_HELP)] = DEFAULT_BETA,
+    prior_scale: Annotated[
+        str, typer.Option("--prior-scale", help=PRIOR_SCALE_HELP)
+    ] = DEFAULT_PRIOR_SCALE,
+    prior_mean: Annotated[
+        Literal["zero", "init"] | None,
+        typer.Option(
+            help="Prior mean w0: the initial weights (default when the checkpoint stores them: IW then "
+            "counts what training changed) or zero.",
+            show_default=False,
+        ),
+    ] = None,
+    method: Annotated[
+        Literal["fisher", "variational"],
+        typer.Option(help="Closed form of the quadratic model, or a variational fit of Q."),
+    ] = "fisher",
+    structure: Annotated[
+        Literal["diag", "filter", "kfac", "full"],
+        typer.Option(help="Covariance of Q: per weight, per filter, Kronecker-factored or dense."),
+    ] = "diag",
+    curvature: Annotated[
+        Literal["fisher", "ggn", "hessian"], typer.Option(help="Curvature H of the mean loss.")
+    ] = "fisher",
+    loss: Annotated[
+        LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
+    ] = None,
+    n_samples: Annotated[
+        int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
+    ] = None,
+    mc_samples: Annotated[
+        int, typer.Option(min=0, help="Weight draws w ~ Q* for E_Q[L_D] (0: skip).")
+    ] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the weight draws.")] = 0,
+    betas: Annotated[
+        str | None,
+        typer.Option(
+            help="Also the loss-vs-information curve at these β, comma-separated, e.g. "
+            "1e-8,1e-7,1e-6,1e-5,1e-4 (curve.json, curve.png)."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the computation.")] = 256,
+    widths: WidthsOpt = None,
+    width: WidthOpt = None,
+    model_arg: ModelArgOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    train_batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
+    ] = None,
+    train_seed: Annotated[int, typer.Option(help="Training seed (no --checkpoint).")] = 0,
+    data_seed: Annotated[
+        int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
+    ] = None,
+    data_root: DataRootOpt = None,
+    download: DownloadOpt = False,
+    quiet: Quiet = False,
+) -> None:
+    """Information in the weights (nats) of a trained model, per layer, with its plots.
+
+    IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P) (Achille, Paolini & Soatto 2019), with L_D the
+    mean per-sample loss, β per sample and P = N(w0, λ² I). Defaults (β = 1e-6, λ = 0.1, w0 = initial
+    weights) give a non-trivial split of IW between the prior's mean term and the curvature term on the digits
+    MLP while Q* keeps the loss near L_D(w*).
+    """
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        beta = check_beta(beta)
+        scale = parse_prior_scale(prior_scale)
+        beta_list = parse_betas(betas)
+        if checkpoint is not None:
+            ck, ds, name, dseed = from_checkpoint(
+                checkpoint, dataset=dataset, data_seed=data_seed, root=data_root, download=download
+            )
+        else:
+            if dataset is None:
+                raise ValueError("--dataset is required without --checkpoint")
+            name, dseed = dataset, 0 if data_seed is None else data_seed
+            ds = load_data(name, seed=dseed, root=data_root, download=download)
+            mname, kwargs = resolve_model(name, model, model_kwargs(widths, width, model_arg))
+            s = train_settings(name, epochs, lr, optimizer, train_batch_size)
+            ck, _ = cached_train(
+                name,
+                mname,
+                kwargs,
+                s,
+                seed=train_seed,
+                data_seed=dseed,
+                data_root=data_root,
+                download=download,
+                quiet=quiet,
+            )
+        loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
+        try:
+            m = compute_measure(
+                ck,
+                ds,
+                beta=beta,
+                betas=beta_list,
+                prior_scale=scale,
+                prior_mean=prior_mean,
+                method=method,
+                structure=structure,
+                curvature=curvature,
+                loss=loss,
+                n_samples=n_samples,
+                mc_samples=mc_samples,
+                seed=seed,
+                batch_size=batch_size,
+                quiet=quiet,
+            )
+        except NotImplementedError as e:
+            fail(str(e))
+        print_measure(m)
+        arch = ck.meta.get("architecture", {})
+        title = f"{arch.get('name', 'model')} {arch.get('kwargs', {})} on {name}"
+        for p in write_measure(m, out, title=title):
+            info(f"wrote {p}", quiet)

@@ -1,0 +1,265 @@
+"""``weightinfo.information``: how many nats a trained network stores in its weights, and where.
+
+Achille, Paolini & Soatto 2019, Def. 2.1 (reference §1.2): the information in the weights at level β is
+IW_β = KL(Q*‖P) at the minimiser Q* of the Information Lagrangian
+
+    C_β(D; P, Q) = E_{w∼Q}[L_D(w)] + β·KL(Q‖P),
+
+with L_D the **mean** per-sample loss and β **per sample** (β_sum = N·β for a summed loss, β_PAC = N·β in Eq. 3).
+P = N(w0, diag λ_l²) (``weightinfo.posterior.make_prior``), Q = N(w*, Σ) around the trained weights w*.
+
+``method="fisher"`` (default) uses the closed form of the quadratic model (Prop. 2.5, §1.4–1.5;
+``fisher_form``) with a curvature H: the exact Fisher (labels from the model, Remark 2.6), the Gauss–Newton
+matrix, or the Hessian of the mean loss, in the structure ``"diag"`` (one σ² per weight), ``"filter"`` (one σ² per
+output unit/filter, §1.5), ``"kfac"`` (Kronecker-factored) or ``"full"`` (dense). ``method="variational"``
+learns Q by minimising C_β directly (``weightinfo.information.variational``).
+
+Besides IW the result reports E_{Q*}[L_D] by Monte Carlo (``mc_samples`` weight draws, each evaluated on all of
+``data``; mean and standard error), its quadratic-model value L_D(w*) + ½ tr(HΣ*), and L_D(w*). Units: nats
+(``result.bits`` in bits).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .._checks import check_choice, check_model, check_positive, named_trainable
+from ..curvature import fisher, ggn, hessian
+from ..curvature._data import iter_batches
+from ..curvature._losses import get_loss
+from ..curvature.result import layer_of
+from ..posterior.prior import make_prior
+from .fisher_form import APPROXIMATIONS, CONVENTIONS, gaussian_optimum
+from .result import InformationResult
+
+METHODS = ("fisher", "variational")
+STRUCTURES = ("diag", "filter", "kfac", "full")
+CURVATURES = ("fisher", "ggn", "hessian")
+
+__all__ = ["information", "METHODS", "STRUCTURES", "CURVATURES"]
+
+
+def information(
+    model: nn.Module,
+    data,
+    *,
+    beta: float,
+    prior_scale,
+    prior_mean="zero",
+    init_state=None,
+    method: str = "fisher",
+    structure: str = "diag",
+    curvature: str = "fisher",
+    loss: str = "cross_entropy",
+    convention: str = "corrected",
+    approximation: str | None = None,
+    mc_samples: int = 8,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool | None = None,
+    **variational_kwargs,
+) -> InformationResult:
+    """Information in the weights of ``model`` trained on ``data``, in nats, with its per-weight map.
+
+    Parameters
+    ----------
+    model : a trained ``nn.Module`` in eval mode, at (near) a minimum of the mean loss.
+    data : a DataLoader of ``(x, y)`` batches or a tuple ``(X, Y)``; L_D and the curvature are means over it.
+    beta : β > 0 per sample (mean-loss convention).
+    prior_scale, prior_mean, init_state : the prior P, see ``weightinfo.posterior.make_prior``.
+    method : ``"fisher"`` (closed form under the quadratic model) or ``"variational"``.
+    structure : ``"diag"`` | ``"filter"`` | ``"kfac"`` | ``"full"``: the covariance family of Q.
+    curvature : ``"fisher"`` (exact, model labels) | ``"ggn"`` | ``"hessian"`` (diag/filter/full only; negative
+        diagonal entries or eigenvalues are clamped at 0 with a warning, counted in ``extra["n_clamped"]``).
+    loss : ``"cross_entropy"`` | ``"bce_with_logits"`` | ``"mse"`` (ℓ = ½‖y − f‖²).
+    convention : ``"corrected"`` Σ* = β(H + β/λ² I)^{-1}, or ``"paper"``: the printed Σ* = (β/2)(H + β/(2λ²) I)^{-1}
+        and printed Eq. 8 (= corrected IW at β/2 minus k/2; ``fisher_form``).
+    approximation : None (exact g-form) or ``"small_beta"`` (g(s) → ln s − 1, i.e. ½ ln|F| + const; refused for a
+        singular curvature).
+    mc_samples : weight draws w ∼ Q* for E_Q[L_D] (0 skips it: NaN); seed : seeds them (private generator).
+    batch_size, progress : batching of ``(X, Y)`` tuples and a progress bar (None: only on a terminal).
+    variational_kwargs : passed to the variational estimator (an error for ``method="fisher"``).
+
+    Returns
+    -------
+    InformationResult
+        ``nats``, ``per_parameter`` (sums to ``nats``), ``posterior_variance`` (diag Σ*), expected/train loss, and
+        ``extra`` with the curvature trace, the clamped count, KL(Q*‖P), the mean term, β_sum = N·β and the
+        λ_l² = mean(w² + σ²) that would make the prior optimal.
+
+    Examples
+    --------
+    >>> import torch, weightinfo.information.estimate as est
+    >>> lin = torch.nn.Linear(2, 1, bias=False).double()
+    >>> X = torch.eye(2, dtype=torch.float64); _ = lin.weight.data.copy_(torch.tensor([[1.0, 0.0]]))
+    >>> r = est.information(lin, (X, lin(X).detach()), beta=0.5, prior_scale=1.0, loss="mse", mc_samples=0)
+    >>> round(r.nats, 10) == round(0.5 + 2 * 0.5 * (math.log(2) - 0.5), 10)  # H = I/2, s = 1 per weight
+    True
+    """
+    check_choice("method", method, METHODS)
+    check_choice("structure", structure, STRUCTURES)
+    check_choice("curvature", curvature, CURVATURES)
+    check_choice("convention", convention, CONVENTIONS)
+    if approximation not in APPROXIMATIONS:
+        raise ValueError(f"unknown approximation={approximation!r}; expected None or 'small_beta'")
+    beta = check_positive("beta", beta)
+    if isinstance(mc_samples, bool) or int(mc_samples) != mc_samples or mc_samples < 0:
+        raise ValueError(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
+    mc_samples = int(mc_samples)
+    lossfn = get_loss(loss)
+    check_model(model)
+    prior = make_prior(model, prior_scale=prior_scale, prior_mean=prior_mean, init_state=init_state)
+    if method == "variational":
+        return _variational(
+            model,
+            data,
+            beta=beta,
+            prior_scale=prior_scale,
+            prior_mean=prior_mean,
+            init_state=init_state,
+            structure=structure,
+            curvature=curvature,
+            loss=loss,
+            convention=convention,
+            approximation=approximation,
+            mc_samples=mc_samples,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+            **variational_kwargs,
+        )
+    if variational_kwargs:
+        raise TypeError(
+            f"unexpected argument(s) {sorted(variational_kwargs)} for method='fisher' "
+            "(only method='variational' takes extra options)"
+        )
+    if curvature == "hessian" and structure == "kfac":
+        raise ValueError(
+            "curvature='hessian' has no KFAC structure; use structure='diag', 'filter' or 'full', "
+            "or curvature='fisher'/'ggn' with structure='kfac'"
+        )
+    curv = _curvature(model, data, curvature, structure, loss, seed, batch_size, progress)
+    weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}
+    opt = gaussian_optimum(
+        curv,
+        prior,
+        weights,
+        beta,
+        filter_shared=structure == "filter",
+        convention=convention,
+        approximation=approximation,
+    )
+    if opt.n_negative:
+        warnings.warn(
+            f"{opt.n_negative} negative {curv.quantity} value(s) (diagonal entries or eigenvalues: the point "
+            "is not a minimum of the quadratic model) were clamped to 0",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    train_loss, n = _mean_loss(model, None, data, lossfn, batch_size)
+    el, el_se = _expected_loss(model, opt, data, lossfn, mc_samples, seed, batch_size, progress)
+    return InformationResult(
+        nats=opt.nats,
+        beta=beta,
+        expected_loss=el,
+        expected_loss_stderr=el_se,
+        train_loss=train_loss,
+        per_parameter={k: v.detach().cpu() for k, v in opt.per_parameter.items()},
+        posterior_variance={k: v.detach().cpu() for k, v in opt.posterior_variance.items()},
+        prior_scale=dict(prior.scale),
+        method=method,
+        structure=structure,
+        curvature=curvature,
+        loss=lossfn.name,
+        convention=convention,
+        prior_mean=prior_mean if isinstance(prior_mean, str) else "custom",
+        n_samples=n,
+        mc_samples=mc_samples,
+        seed=int(seed),
+        expected_loss_quadratic=train_loss + opt.quadratic_excess,
+        approximation=approximation,
+        layer_types={name: type(m).__name__ for name, m in model.named_modules()},
+        extra=_extra(curv, opt, prior, n),
+    )
+
+
+def _variational(model, data, **kwargs) -> InformationResult:
+    try:
+        from .variational import variational_information
+    except ModuleNotFoundError as e:
+        if e.name not in (f"{__package__}.variational", "variational"):
+            raise
+        raise NotImplementedError(
+            "method='variational' needs weightinfo.information.variational, which is not available yet; "
+            "use method='fisher'"
+        ) from e
+    return variational_information(model, data, **kwargs)
+
+
+def _curvature(model, data, curvature, structure, loss, seed, batch_size, progress):
+    s = "diag" if structure == "filter" else structure
+    if curvature == "hessian":
+        return hessian(
+            model, data, structure=s, method="auto", loss=loss, seed=seed, batch_size=batch_size
+        )
+    fn = fisher if curvature == "fisher" else ggn
+    kw = {"kind": "exact"} if curvature == "fisher" else {}
+    return fn(model, data, structure=s, loss=loss, batch_size=batch_size, progress=progress, **kw)
+
+
+def _mean_loss(model, params, data, lossfn, batch_size) -> tuple[float, int]:
+    """L_D = (1/N) Σ_i ℓ_i at the model's weights (``params=None``) or at ``params``; and N."""
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for x, y in iter_batches(data, device=device, batch_size=batch_size):
+            z = model(x) if params is None else functional_call(model, params, (x,))
+            lossfn.check_targets(z, y)
+            total += float(lossfn.per_sample(z, y).to(torch.float64).sum())
+            n += x.shape[0]
+    return total / n, n
+
+
+def _expected_loss(model, opt, data, lossfn, mc_samples, seed, batch_size, progress):
+    """Monte Carlo E_{w∼Q*}[L_D(w)]: mean over draws and its standard error (NaN when < 2 draws)."""
+    if mc_samples == 0:
+        return math.nan, math.nan
+    params = named_trainable(model)
+    device = next(iter(params.values())).device
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    disable = None if progress is None else not progress
+    values = []
+    for _ in tqdm(range(mc_samples), desc="E_Q[L_D]", disable=disable, leave=False):
+        w = {k: v.to(params[k].dtype) for k, v in opt.sample(gen).items()}
+        values.append(_mean_loss(model, w, data, lossfn, batch_size)[0])
+    v = torch.tensor(values, dtype=torch.float64)
+    se = float(v.std(unbiased=True) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    return float(v.mean()), se
+
+
+def _extra(curv, opt, prior, n) -> dict:
+    scale_opt: dict[str, list] = {}
+    for k, w in opt.mean.items():
+        d = (w - prior.mean[k].to(w)).pow(2) + opt.posterior_variance[k]
+        scale_opt.setdefault(layer_of(k), []).append(d.reshape(-1))
+    return {
+        "curvature_quantity": curv.quantity,
+        "curvature_kind": curv.kind,
+        "curvature_structure": curv.structure,
+        "curvature_trace": curv.trace(),
+        "n_clamped": opt.n_negative,
+        "kl": opt.kl,
+        "mean_term": opt.mean_term,
+        "quadratic_excess": opt.quadratic_excess,
+        "beta_effective": opt.beta_effective,
+        "beta_sum": n * opt.beta,
+        "optimal_prior_scale": {
+            layer: math.sqrt(float(torch.cat(v).mean())) for layer, v in scale_opt.items()
+        },
+    }
