@@ -18,7 +18,16 @@ from .curvature import (
     top_eigenvalues,
 )
 from .data import Dataset, corrupt_labels, first_classes, load_dataset
+from .information import (
+    InformationCurve,
+    InformationResult,
+    LagrangianResult,
+    information,
+    information_curve,
+    lagrangian,
+)
 from .models import build_model
+from .posterior import DiagGaussian, GaussianPrior, make_prior
 from .train import evaluate, train
 
 __version__ = "0.1.0"
@@ -34,6 +43,15 @@ __all__ = [
     "hutchinson_diagonal",
     "slq_logdet",
     "top_eigenvalues",
+    "information",
+    "information_curve",
+    "lagrangian",
+    "InformationResult",
+    "InformationCurve",
+    "LagrangianResult",
+    "make_prior",
+    "GaussianPrior",
+    "DiagGaussian",
     "load_dataset",
     "Dataset",
     "corrupt_labels",

@@ -1,6 +1,5 @@
 """The public entry point ``information``: closed forms on exactly quadratic problems, Monte Carlo, maps, errors."""
 
-import importlib.util
 import math
 import warnings
 
@@ -296,10 +295,3 @@ def test_nan_weights_and_extra_arguments():
         information(model, (X, Y), beta=0.1, prior_scale=1.0)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("weightinfo.information.variational") is not None,
-    reason="the variational estimator exists; its own tests cover it",
-)
-def test_variational_not_available_yet():
-    with pytest.raises(NotImplementedError, match="variational"):
-        information(_mlp(), _cls_data(), beta=0.1, prior_scale=1.0, method="variational")

@@ -50,7 +50,7 @@ def information(
     data,
     *,
     beta: float,
-    prior_scale,
+    prior_scale=None,
     prior_mean="zero",
     init_state=None,
     method: str = "fisher",
@@ -72,7 +72,8 @@ def information(
     model : a trained ``nn.Module`` in eval mode, at (near) a minimum of the mean loss.
     data : a DataLoader of ``(x, y)`` batches or a tuple ``(X, Y)``; L_D and the curvature are means over it.
     beta : β > 0 per sample (mean-loss convention).
-    prior_scale, prior_mean, init_state : the prior P, see ``weightinfo.posterior.make_prior``.
+    prior_scale, prior_mean, init_state : the prior P, see ``weightinfo.posterior.make_prior``;
+        ``prior_scale`` is required except with the variational ``preset="task2vec"`` (which sets λ itself).
     method : ``"fisher"`` (closed form under the quadratic model) or ``"variational"``.
     structure : ``"diag"`` | ``"filter"`` | ``"kfac"`` | ``"full"``: the covariance family of Q.
     curvature : ``"fisher"`` (exact, model labels) | ``"ggn"`` | ``"hessian"`` (diag/filter/full only; negative
@@ -114,7 +115,8 @@ def information(
     mc_samples = int(mc_samples)
     lossfn = get_loss(loss)
     check_model(model)
-    prior = make_prior(model, prior_scale=prior_scale, prior_mean=prior_mean, init_state=init_state)
+    if prior_scale is None and not (method == "variational" and variational_kwargs.get("preset")):
+        raise ValueError("prior_scale is required (a number, a dict per layer or 'weights')")
     if method == "variational":
         return _variational(
             model,
@@ -134,6 +136,7 @@ def information(
             progress=progress,
             **variational_kwargs,
         )
+    prior = make_prior(model, prior_scale=prior_scale, prior_mean=prior_mean, init_state=init_state)
     if variational_kwargs:
         raise TypeError(
             f"unexpected argument(s) {sorted(variational_kwargs)} for method='fisher' "
