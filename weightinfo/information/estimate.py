@@ -96,10 +96,11 @@ def information(
 
     Examples
     --------
-    >>> import torch, weightinfo.information.estimate as est
+    >>> import math, torch
+    >>> from weightinfo import information
     >>> lin = torch.nn.Linear(2, 1, bias=False).double()
     >>> X = torch.eye(2, dtype=torch.float64); _ = lin.weight.data.copy_(torch.tensor([[1.0, 0.0]]))
-    >>> r = est.information(lin, (X, lin(X).detach()), beta=0.5, prior_scale=1.0, loss="mse", mc_samples=0)
+    >>> r = information(lin, (X, lin(X).detach()), beta=0.5, prior_scale=1.0, loss="mse", mc_samples=0)
     >>> round(r.nats, 10) == round(0.5 + 2 * 0.5 * (math.log(2) - 0.5), 10)  # H = I/2, s = 1 per weight
     True
     """
