@@ -100,6 +100,19 @@ def make_case(name: str, n: int = 12, seed: int = 0):
         )
         X = torch.randn(n, 4, 4, 4)
         C = 3
+    elif name == "mlp_bn1d":
+        model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+        X = torch.randn(n, 5)
+        C = 3
+    elif name == "conv_many_positions":
+        # ≥ 64 output positions: per-sample gradients from the grouped weight-gradient convolution
+        model = nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.Tanh(),
+            nn.Conv2d(4, 3, 3, stride=1, dilation=2, padding=2), nn.ReLU(),
+            nn.Conv2d(3, 2, 2, stride=2, bias=False), nn.Flatten(), nn.Linear(2 * 5 * 5, 3),
+        )
+        X = torch.randn(n, 2, 10, 10)
+        C = 3
     elif name == "residual":
         model = ResidualBlock()
         X = torch.randn(n, 1, 4, 4)

@@ -11,6 +11,8 @@ CASES = [
     "mlp",
     "cnn_bn",
     "grouped_conv",
+    "conv_many_positions",
+    "mlp_bn1d",
     "residual",
     "attention",
     "attention_seq_first",
@@ -39,7 +41,7 @@ def test_exact_diag_and_full_match_dense_reference(case):
     )
 
 
-@pytest.mark.parametrize("case", ["mlp", "cnn_bn", "attention"])
+@pytest.mark.parametrize("case", ["mlp", "cnn_bn", "attention", "conv_many_positions"])
 def test_empirical_fisher_uses_data_labels(case):
     model, X, Y = make_case(case)
     ref = dense_fisher(model, X, Y, empirical=True)
