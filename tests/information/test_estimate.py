@@ -295,3 +295,19 @@ def test_nan_weights_and_extra_arguments():
         information(model, (X, Y), beta=0.1, prior_scale=1.0)
 
 
+
+
+def test_prior_scale_grid_picks_the_smallest_lagrangian():
+    model = _mlp()
+    X, Y = _cls_data()
+    grid = [0.01, 0.1, 1.0, 10.0]
+    r = information(model, (X, Y), beta=0.05, prior_scale=grid, mc_samples=0)
+    singles = [information(model, (X, Y), beta=0.05, prior_scale=lam, mc_samples=0) for lam in grid]
+    values = [s.expected_loss_quadratic + 0.05 * s.nats for s in singles]
+    best = min(range(len(grid)), key=values.__getitem__)
+    assert r.extra["prior_scale_choice"] == grid[best]
+    assert r.nats == pytest.approx(singles[best].nats, rel=1e-12)
+    assert r.extra["prior_scale_grid_lagrangian_quadratic"] == pytest.approx(values, rel=1e-12)
+    assert set(r.prior_scale.values()) == {grid[best]}
+    with pytest.raises(ValueError, match="prior_scale"):
+        information(model, (X, Y), beta=0.05, prior_scale=[0.1, -1.0])

@@ -72,7 +72,9 @@ def information(
     model : a trained ``nn.Module`` in eval mode, at (near) a minimum of the mean loss.
     data : a DataLoader of ``(x, y)`` batches or a tuple ``(X, Y)``; L_D and the curvature are means over it.
     beta : β > 0 per sample (mean-loss convention).
-    prior_scale, prior_mean, init_state : the prior P, see ``weightinfo.posterior.make_prior``;
+    prior_scale, prior_mean, init_state : the prior P, see ``weightinfo.posterior.make_prior``; with
+        ``method="fisher"`` a list of numbers is a grid: the λ (same for every layer) with the smallest
+        quadratic-model C_β is used and the grid is recorded in ``extra`` (a bound pays ln K for it);
         ``prior_scale`` is required except with the variational ``preset="task2vec"`` (which sets λ itself).
     method : ``"fisher"`` (closed form under the quadratic model) or ``"variational"``.
     structure : ``"diag"`` | ``"filter"`` | ``"kfac"`` | ``"full"``: the covariance family of Q.
@@ -137,7 +139,10 @@ def information(
             progress=progress,
             **variational_kwargs,
         )
-    prior = make_prior(model, prior_scale=prior_scale, prior_mean=prior_mean, init_state=init_state)
+    grid = _scale_grid(prior_scale)
+    prior = make_prior(
+        model, prior_scale=grid[0] if grid else prior_scale, prior_mean=prior_mean, init_state=init_state
+    )
     if variational_kwargs:
         raise TypeError(
             f"unexpected argument(s) {sorted(variational_kwargs)} for method='fisher' "
@@ -150,15 +155,35 @@ def information(
         )
     curv = _curvature(model, data, curvature, structure, loss, seed, batch_size, progress)
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}
-    opt = gaussian_optimum(
-        curv,
-        prior,
-        weights,
-        beta,
-        filter_shared=structure == "filter",
-        convention=convention,
-        approximation=approximation,
-    )
+    train_loss, n = _mean_loss(model, None, data, lossfn, batch_size)
+
+    def optimum(p):
+        return gaussian_optimum(
+            curv,
+            p,
+            weights,
+            beta,
+            filter_shared=structure == "filter",
+            convention=convention,
+            approximation=approximation,
+        )
+
+    grid_info = {}
+    if grid:
+        # One λ for every layer, the one with the smallest quadratic-model C_β; the curvature is shared.
+        priors = [prior.with_scale(dict.fromkeys(prior.scale, lam)) for lam in grid]
+        opts = [optimum(p) for p in priors]
+        values = [train_loss + o.quadratic_excess + beta * o.nats for o in opts]
+        best = min(range(len(grid)), key=values.__getitem__)
+        prior, opt = priors[best], opts[best]
+        grid_info = {
+            "prior_scale_grid": list(grid),
+            "prior_scale_grid_lagrangian_quadratic": values,
+            "prior_scale_choice": grid[best],
+            "prior_scale_grid_note": "λ picked from a grid of size K: a PAC-Bayes bound must add ln K nats",
+        }
+    else:
+        opt = optimum(prior)
     if opt.n_negative:
         warnings.warn(
             f"{opt.n_negative} negative {curv.quantity} value(s) (diagonal entries or eigenvalues: the point "
@@ -166,7 +191,6 @@ def information(
             RuntimeWarning,
             stacklevel=2,
         )
-    train_loss, n = _mean_loss(model, None, data, lossfn, batch_size)
     el, el_se = _expected_loss(model, opt, data, lossfn, mc_samples, seed, batch_size, progress)
     return InformationResult(
         nats=opt.nats,
@@ -189,8 +213,17 @@ def information(
         expected_loss_quadratic=train_loss + opt.quadratic_excess,
         approximation=approximation,
         layer_types={name: type(m).__name__ for name, m in model.named_modules()},
-        extra=_extra(curv, opt, prior, n),
+        extra={**_extra(curv, opt, prior, n), **grid_info},
     )
+
+
+def _scale_grid(prior_scale) -> list[float] | None:
+    """A list/tuple of candidate λ (the Fisher method picks one); None for every other form."""
+    if isinstance(prior_scale, (list, tuple)):
+        if not prior_scale:
+            raise ValueError("prior_scale grid is empty")
+        return [check_positive("prior_scale", v) for v in prior_scale]
+    return None
 
 
 def _variational(model, data, **kwargs) -> InformationResult:

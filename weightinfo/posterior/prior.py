@@ -91,6 +91,11 @@ def make_prior(
                     f"prior_scale='weights': layer {layer!r} equals the prior mean; give a scale"
                 )
             scale[layer] = math.sqrt(ms)
+    elif isinstance(prior_scale, (list, tuple)):
+        raise ValueError(
+            "prior_scale: a grid of scales is chosen by information(method='fisher', prior_scale=[...]); "
+            "a prior needs one number, a dict per layer or 'weights'"
+        )
     elif isinstance(prior_scale, Mapping):
         missing = [layer for layer in layers if layer not in prior_scale]
         if missing:
