@@ -4,6 +4,7 @@ Conventions everywhere: information in nats (bits only on request); L_D is the *
 every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 """
 
+from . import bounds
 from .checkpoint import load_checkpoint, save_checkpoint, train_or_load
 from .curvature import (
     Curvature,
@@ -33,6 +34,7 @@ from .train import evaluate, train
 __version__ = "0.1.0"
 __all__ = [
     "__version__",
+    "bounds",
     "fisher",
     "ggn",
     "hessian",
