@@ -5,6 +5,7 @@ every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 """
 
 from . import bounds
+from .certificates import Certificate, certify
 from .checkpoint import load_checkpoint, save_checkpoint, train_or_load
 from .curvature import (
     Curvature,
@@ -35,6 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "bounds",
+    "certify",
+    "Certificate",
     "fisher",
     "ggn",
     "hessian",

@@ -42,7 +42,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import catalog, demo, fisher, measure, train
+from . import catalog, certify, demo, fisher, measure, train
 from ._common import STATE, TRAIN_DEFAULTS
 from .demo import DEMO_CONFIG
 
@@ -99,6 +99,7 @@ def _root(
 app.command(name="train")(train.train)
 app.command(name="fisher")(fisher.fisher_cmd)
 app.command(name="measure")(measure.measure_cmd)
+app.command(name="certify")(certify.certify_cmd)
 app.command(name="demo")(demo.demo)
 app.command(name="datasets")(catalog.datasets)
 app.command(name="models")(catalog.models)

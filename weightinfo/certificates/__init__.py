@@ -1,0 +1,22 @@
+"""PAC-Bayes risk certificates of networks: ``weightinfo.certify(model, ...)`` → :class:`Certificate`.
+
+See :mod:`weightinfo.certificates.certificate` (the two-step certificate), ``posterior_fit`` (data-dependent
+prior and bound-driven posterior) and ``risk`` (Monte Carlo Gibbs risk, bounded cross-entropy).
+"""
+
+from .certificate import MC_ESTIMATORS, POSTERIORS, PRIORS, Certificate, certify
+from .posterior_fit import OBJECTIVES, fit_posterior, train_prior_mean
+from .risk import P_MIN, bounded_ce
+
+__all__ = [
+    "certify",
+    "Certificate",
+    "PRIORS",
+    "POSTERIORS",
+    "MC_ESTIMATORS",
+    "OBJECTIVES",
+    "P_MIN",
+    "bounded_ce",
+    "fit_posterior",
+    "train_prior_mean",
+]

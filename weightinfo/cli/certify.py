@@ -1,0 +1,169 @@
+"""``weightinfo certify``: a PAC-Bayes risk certificate (bounds.md §1, §3.2) for a network on a dataset.
+
+The training set is split with ``Dataset.prior_bound_split(prior_fraction, seed)``: the prior part trains the
+prior mean (``--prior data``), the rest is the bound set (independent of the prior); the posterior is trained
+on the whole training set. Writes ``certificate.json`` (``Certificate.to_dict()``, atomic) and
+``certificate.png`` (the bound's terms) to ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ._common import (
+    STATE,
+    DatasetOpt,
+    EpochsOpt,
+    ModelOpt,
+    Quiet,
+    WidthsOpt,
+    cached_train,
+    from_checkpoint,
+    info,
+    load_data,
+    model_kwargs,
+    resolve_model,
+    say,
+    train_settings,
+    user_errors,
+)
+
+
+def plot_terms(cert, path: Path) -> Path:
+    """Stacked bar: empirical risk, MC gap (û − L̂), complexity gap (bound − û)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    terms = [
+        ("empirical risk", cert.empirical_risk),
+        ("MC gap", cert.mc_upper - cert.empirical_risk),
+        ("complexity gap", cert.risk_bound - cert.mc_upper),
+    ]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bottom = 0.0
+    for label, v in terms:
+        ax.bar(["certificate"], [v], bottom=bottom, label=f"{label} {v:.4f}")
+        bottom += v
+    if cert.test_error is not None:
+        ax.axhline(
+            cert.test_error, color="k", ls="--", label=f"Gibbs test error {cert.test_error:.4f}"
+        )
+    ax.set_ylabel("0-1 risk")
+    ax.set_title(f"risk bound {cert.risk_bound:.4f} (KL {cert.kl_nats:.1f} nats, n {cert.n_bound})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def certify_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for certificate.json/.png.")],
+    dataset: DatasetOpt = None,
+    model: ModelOpt = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint; else train (cached).")
+    ] = None,
+    prior: Annotated[Literal["data", "init"], typer.Option(help="Prior mean.")] = "data",
+    prior_scale: Annotated[
+        str, typer.Option(help="λ, or a comma-separated grid (union bound δ/K).")
+    ] = "0.03",
+    objective: Annotated[
+        Literal["fquad", "flambda", "fclassic"], typer.Option(help="Posterior objective.")
+    ] = "fquad",
+    posterior: Annotated[
+        Literal["optimize", "information"], typer.Option(help="Posterior Q.")
+    ] = "optimize",
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Fraction of the test set for test errors.")
+    ] = 1.0,
+    prior_fraction: Annotated[
+        float, typer.Option(help="Share of the training set for the prior.")
+    ] = 0.5,
+    mc_samples: Annotated[int, typer.Option(min=1, help="MC weight draws m.")] = 1000,
+    mc: Annotated[
+        Literal["standard", "per_example"], typer.Option(help="MC estimator.")
+    ] = "standard",
+    delta: Annotated[float, typer.Option(help="δ of the PAC-Bayes step.")] = 0.025,
+    delta_mc: Annotated[float, typer.Option(help="δ′ of the MC step.")] = 0.01,
+    posterior_epochs: Annotated[int, typer.Option(min=1, help="Posterior epochs.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the split, prior, posterior and draws.")] = 0,
+    widths: WidthsOpt = None,
+    epochs: EpochsOpt = None,
+    quiet: Quiet = False,
+) -> None:
+    """PAC-Bayes risk certificate of the stochastic (Gibbs) predictor, prob. ≥ 1 − δ − δ′."""
+    from ..certificates import certify
+    from ..report import write_json_atomic
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        scales = [float(s) for s in prior_scale.split(",") if s.strip()]
+        if checkpoint is not None:
+            ck, ds, name, _ = from_checkpoint(
+                checkpoint, dataset=dataset, data_seed=None, root=None, download=False
+            )
+        else:
+            if dataset is None:
+                raise ValueError("--dataset is required without --checkpoint")
+            name = dataset
+            ds = load_data(name, seed=0, root=None, download=False)
+            mname, kwargs = resolve_model(name, model, model_kwargs(widths, None, None))
+            s = train_settings(name, epochs, None, None, None)
+            ck, _ = cached_train(
+                name,
+                mname,
+                kwargs,
+                s,
+                seed=seed,
+                data_seed=0,
+                data_root=None,
+                download=False,
+                quiet=quiet,
+            )
+        pi, bi = ds.prior_bound_split(prior_fraction, seed)
+        n_test = int(round(test_fraction * ds.n_test))
+        test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test > 0 else None
+        info(f"certifying on {name}: prior set {len(pi)}, bound set {len(bi)}", quiet)
+        cert = certify(
+            ck.model.eval(),
+            prior_data=(ds.x_train[pi], ds.y_train[pi]),
+            posterior_data=(ds.x_train, ds.y_train),
+            bound_data=(ds.x_train[bi], ds.y_train[bi]),
+            test_data=test,
+            prior=prior,
+            prior_scale=scales if len(scales) > 1 else scales[0],
+            posterior=posterior,
+            objective=objective,
+            delta=delta,
+            delta_mc=delta_mc,
+            mc_samples=mc_samples,
+            mc=mc,
+            seed=seed,
+            init_state=ck.init_state_dict,
+            prior_indices=pi,
+            bound_indices=bi,
+            posterior_epochs=posterior_epochs,
+        )
+        say(
+            f"risk bound {cert.risk_bound:.4f} ({'vacuous' if cert.vacuous else 'non-vacuous'}; "
+            f"prob. ≥ {cert.confidence:.3f}); empirical Gibbs risk {cert.empirical_risk:.4f}, "
+            f"MC upper {cert.mc_upper:.4f}; KL {cert.kl_nats:.2f} nats; n {cert.n_bound}, m {cert.m}"
+        )
+        if cert.test_error is not None:
+            say(
+                f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "
+                f"majority vote {cert.majority_vote_test_error:.4f}"
+            )
+        out = Path(out)
+        for p in (
+            write_json_atomic(out / "certificate.json", cert.to_dict()),
+            plot_terms(cert, out / "certificate.png"),
+        ):
+            info(f"wrote {p}", quiet)
