@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/weightinfo demo
 
 lint: install
-	$(BIN)/ruff check weightinfo tests benchmarks
+	$(BIN)/ruff check weightinfo tests benchmarks experiments
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q

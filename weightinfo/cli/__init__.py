@@ -42,7 +42,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import catalog, certify, demo, fisher, measure, train
+from . import catalog, certify, demo, fisher, measure, reproduce, train
 from ._common import STATE, TRAIN_DEFAULTS
 from .demo import DEMO_CONFIG
 
@@ -103,6 +103,7 @@ app.command(name="certify")(certify.certify_cmd)
 app.command(name="demo")(demo.demo)
 app.command(name="datasets")(catalog.datasets)
 app.command(name="models")(catalog.models)
+app.add_typer(reproduce.app, name="reproduce")
 
 
 def main() -> None:
