@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._checks import check_positive
+from .._table import RowTable
 
 
 def layer_of(param_name: str) -> str:
@@ -114,31 +115,19 @@ Block = DiagBlock | DenseBlock | KronBlock
 
 
 @dataclass(frozen=True)
-class LayerTable:
+class LayerTable(RowTable):
     """Per-layer summary rows (one dict per module): ``layer, type, n_params, trace, share, mean``."""
-
-    rows: list[dict]
-    title: str = ""
-
-    def to_dict(self) -> list[dict]:
-        return [dict(r) for r in self.rows]
-
-    def to_dataframe(self):
-        try:
-            import pandas as pd
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("to_dataframe() needs pandas: pip install pandas") from e
-        return pd.DataFrame(self.rows)
 
     def __str__(self) -> str:
         head = f"{'layer':<28} {'type':<18} {'params':>9} {'trace':>12} {'share':>7} {'mean':>11}"
-        lines = [self.title, head, "-" * len(head)] if self.title else [head, "-" * len(head)]
-        for r in self.rows:
-            lines.append(
-                f"{r['layer'] or '<root>':<28.28} {r['type']:<18.18} {r['n_params']:>9d} {r['trace']:>12.5g} "
-                f"{100 * r['share']:>6.2f}% {r['mean']:>11.4g}"
-            )
-        return "\n".join(lines)
+        return self._render(
+            head,
+            [
+                f"{r['layer'] or '<root>':<28.28} {r['type']:<18.18} {r['n_params']:>9d} "
+                f"{r['trace']:>12.5g} {100 * r['share']:>6.2f}% {r['mean']:>11.4g}"
+                for r in self.rows
+            ],
+        )
 
 
 @dataclass(frozen=True)

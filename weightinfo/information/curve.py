@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -332,7 +331,6 @@ def _fisher_curve(model, data, betas, precomputed, common, kw):
         curv = precomputed
         _check_precomputed(curv, curvature, structure, lossfn.name, n)
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}
-    layer_types = {name: type(m).__name__ for name, m in model.named_modules()}
     results, warned = [], False
     for beta in betas:
         opt = gaussian_optimum(
@@ -344,40 +342,29 @@ def _fisher_curve(model, data, betas, precomputed, common, kw):
             convention=convention,
             approximation=approximation,
         )
-        if opt.n_negative and not warned:
-            warned = True
-            warnings.warn(
-                f"{opt.n_negative} negative {curv.quantity} value(s) (diagonal entries or eigenvalues: the "
-                "point is not a minimum of the quadratic model) were clamped to 0",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        el, el_se = estimate._expected_loss(
-            model, opt, data, lossfn, mc_samples, seed, batch_size, progress
-        )
+        if not warned:
+            estimate.warn_clamped(opt, curv, stacklevel=3)
+            warned = bool(opt.n_negative)
         results.append(
-            InformationResult(
-                nats=opt.nats,
+            estimate.fisher_result(
+                model,
+                data,
+                opt,
+                curv,
+                prior,
                 beta=beta,
-                expected_loss=el,
-                expected_loss_stderr=el_se,
+                lossfn=lossfn,
                 train_loss=train_loss,
-                per_parameter={k: v.detach().cpu() for k, v in opt.per_parameter.items()},
-                posterior_variance={k: v.detach().cpu() for k, v in opt.posterior_variance.items()},
-                prior_scale=dict(prior.scale),
-                method="fisher",
+                n=n,
                 structure=structure,
                 curvature=curvature,
-                loss=lossfn.name,
                 convention=convention,
-                prior_mean=prior_mean if isinstance(prior_mean, str) else "custom",
-                n_samples=n,
-                mc_samples=mc_samples,
-                seed=int(seed),
-                expected_loss_quadratic=train_loss + opt.quadratic_excess,
                 approximation=approximation,
-                layer_types=layer_types,
-                extra=estimate._extra(curv, opt, prior, n),
+                prior_mean=prior_mean,
+                mc_samples=mc_samples,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
             )
         )
     return results, curv

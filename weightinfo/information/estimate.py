@@ -141,7 +141,10 @@ def information(
         )
     grid = _scale_grid(prior_scale)
     prior = make_prior(
-        model, prior_scale=grid[0] if grid else prior_scale, prior_mean=prior_mean, init_state=init_state
+        model,
+        prior_scale=grid[0] if grid else prior_scale,
+        prior_mean=prior_mean,
+        init_state=init_state,
     )
     if variational_kwargs:
         raise TypeError(
@@ -184,13 +187,64 @@ def information(
         }
     else:
         opt = optimum(prior)
+    warn_clamped(opt, curv, stacklevel=3)
+    return fisher_result(
+        model,
+        data,
+        opt,
+        curv,
+        prior,
+        beta=beta,
+        lossfn=lossfn,
+        train_loss=train_loss,
+        n=n,
+        structure=structure,
+        curvature=curvature,
+        convention=convention,
+        approximation=approximation,
+        prior_mean=prior_mean,
+        mc_samples=mc_samples,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+        extra=grid_info,
+    )
+
+
+def warn_clamped(opt, curv, stacklevel: int) -> None:
+    """Warn once about negative curvature values that the closed form clamped to 0."""
     if opt.n_negative:
         warnings.warn(
             f"{opt.n_negative} negative {curv.quantity} value(s) (diagonal entries or eigenvalues: the point "
             "is not a minimum of the quadratic model) were clamped to 0",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=stacklevel + 1,
         )
+
+
+def fisher_result(
+    model,
+    data,
+    opt,
+    curv,
+    prior,
+    *,
+    beta,
+    lossfn,
+    train_loss,
+    n,
+    structure,
+    curvature,
+    convention,
+    approximation,
+    prior_mean,
+    mc_samples,
+    seed,
+    batch_size,
+    progress,
+    extra=None,
+) -> InformationResult:
+    """The ``InformationResult`` of a Fisher-form optimum ``opt``, with its Monte Carlo E_Q[L_D]."""
     el, el_se = _expected_loss(model, opt, data, lossfn, mc_samples, seed, batch_size, progress)
     return InformationResult(
         nats=opt.nats,
@@ -201,7 +255,7 @@ def information(
         per_parameter={k: v.detach().cpu() for k, v in opt.per_parameter.items()},
         posterior_variance={k: v.detach().cpu() for k, v in opt.posterior_variance.items()},
         prior_scale=dict(prior.scale),
-        method=method,
+        method="fisher",
         structure=structure,
         curvature=curvature,
         loss=lossfn.name,
@@ -213,7 +267,7 @@ def information(
         expected_loss_quadratic=train_loss + opt.quadratic_excess,
         approximation=approximation,
         layer_types={name: type(m).__name__ for name, m in model.named_modules()},
-        extra={**_extra(curv, opt, prior, n), **grid_info},
+        extra={**_extra(curv, opt, prior, n), **(extra or {})},
     )
 
 

@@ -11,38 +11,27 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._table import RowTable
 from ..curvature.result import layer_of
 from ..posterior.gaussian import NATS_PER_BIT
 
 
 @dataclass(frozen=True)
-class InformationTable:
+class InformationTable(RowTable):
     """Rows ``layer, type, n_params, nats, bits, share, nats_per_param`` (one per module)."""
-
-    rows: list[dict]
-    title: str = ""
-
-    def to_dict(self) -> list[dict]:
-        return [dict(r) for r in self.rows]
-
-    def to_dataframe(self):
-        try:
-            import pandas as pd
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("to_dataframe() needs pandas: pip install pandas") from e
-        return pd.DataFrame(self.rows)
 
     def __str__(self) -> str:
         head = (
             f"{'layer':<28} {'type':<16} {'params':>9} {'nats':>12} {'share':>7} {'nats/param':>11}"
         )
-        lines = ([self.title] if self.title else []) + [head, "-" * len(head)]
-        for r in self.rows:
-            lines.append(
-                f"{r['layer'] or '<root>':<28.28} {r['type']:<16.16} {r['n_params']:>9d} {r['nats']:>12.5g} "
-                f"{100 * r['share']:>6.2f}% {r['nats_per_param']:>11.4g}"
-            )
-        return "\n".join(lines)
+        return self._render(
+            head,
+            [
+                f"{r['layer'] or '<root>':<28.28} {r['type']:<16.16} {r['n_params']:>9d} "
+                f"{r['nats']:>12.5g} {100 * r['share']:>6.2f}% {r['nats_per_param']:>11.4g}"
+                for r in self.rows
+            ],
+        )
 
 
 @dataclass(frozen=True)
