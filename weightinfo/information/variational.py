@@ -188,9 +188,7 @@ def _optimise(model, data, params, fam, opt, s, epoch, history, mods, path, prog
         while epoch < s["max_epochs"] and not _converged(history, s["tol"]):
             for g in opt.param_groups:
                 g["lr"] = s["lr"] * s["lr_decay"] ** epoch
-            gen = torch.Generator(device=dev).manual_seed(
-                epoch_seed(s["seed"], epoch, "noise")
-            )
+            gen = torch.Generator(device=dev).manual_seed(epoch_seed(s["seed"], epoch, "noise"))
             batches = epoch_batches(data, s["seed"], epoch, s["batch_size"], dev)
             obj, el, kl = _run_epoch(
                 fam, opt, model, batches, params, lossfn, beta_eff, gen, mods, s["input_floor"]
