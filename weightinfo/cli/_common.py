@@ -358,3 +358,48 @@ def cached_train(
     what = "loaded cached checkpoint" if hit else "trained and cached"
     info(f"{what} {ck.path} ({time.perf_counter() - t0:.1f} s)", quiet)
     return ck, hit
+
+
+def model_and_data(
+    *,
+    checkpoint: Path | None,
+    dataset: str | None,
+    model: str | None,
+    model_kw: dict,
+    epochs: int | None,
+    lr: float | None,
+    optimizer: str | None,
+    train_batch_size: int | None,
+    train_seed: int,
+    data_seed: int | None,
+    data_root: Path | None,
+    download: bool,
+    quiet: bool,
+):
+    """The model to measure and its training data, from ``checkpoint`` or trained on the fly (cached).
+
+    Returns ``(ck, ds, dataset name, split seed, cache hit)``; the cache hit is None for a checkpoint.
+    """
+    if checkpoint is not None:
+        ck, ds, name, dseed = from_checkpoint(
+            checkpoint, dataset=dataset, data_seed=data_seed, root=data_root, download=download
+        )
+        return ck, ds, name, dseed, None
+    if dataset is None:
+        raise ValueError("--dataset is required without --checkpoint")
+    name, dseed = dataset, 0 if data_seed is None else data_seed
+    ds = load_data(name, seed=dseed, root=data_root, download=download)
+    mname, kwargs = resolve_model(name, model, model_kw)
+    s = train_settings(name, epochs, lr, optimizer, train_batch_size)
+    ck, hit = cached_train(
+        name,
+        mname,
+        kwargs,
+        s,
+        seed=train_seed,
+        data_seed=dseed,
+        data_root=data_root,
+        download=download,
+        quiet=quiet,
+    )
+    return ck, ds, name, dseed, hit

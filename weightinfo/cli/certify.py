@@ -20,14 +20,10 @@ from ._common import (
     ModelOpt,
     Quiet,
     WidthsOpt,
-    cached_train,
-    from_checkpoint,
     info,
-    load_data,
+    model_and_data,
     model_kwargs,
-    resolve_model,
     say,
-    train_settings,
     user_errors,
 )
 
@@ -105,28 +101,21 @@ def certify_cmd(
     quiet = quiet or STATE.quiet
     with user_errors():
         scales = [float(s) for s in prior_scale.split(",") if s.strip()]
-        if checkpoint is not None:
-            ck, ds, name, _ = from_checkpoint(
-                checkpoint, dataset=dataset, data_seed=None, root=None, download=False
-            )
-        else:
-            if dataset is None:
-                raise ValueError("--dataset is required without --checkpoint")
-            name = dataset
-            ds = load_data(name, seed=0, root=None, download=False)
-            mname, kwargs = resolve_model(name, model, model_kwargs(widths, None, None))
-            s = train_settings(name, epochs, None, None, None)
-            ck, _ = cached_train(
-                name,
-                mname,
-                kwargs,
-                s,
-                seed=seed,
-                data_seed=0,
-                data_root=None,
-                download=False,
-                quiet=quiet,
-            )
+        ck, ds, name, _, _ = model_and_data(
+            checkpoint=checkpoint,
+            dataset=dataset,
+            model=model,
+            model_kw=model_kwargs(widths, None, None),
+            epochs=epochs,
+            lr=None,
+            optimizer=None,
+            train_batch_size=None,
+            train_seed=seed,
+            data_seed=None,
+            data_root=None,
+            download=False,
+            quiet=quiet,
+        )
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
         n_test = int(round(test_fraction * ds.n_test))
         test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test > 0 else None

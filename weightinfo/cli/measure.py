@@ -38,17 +38,13 @@ from ._common import (
     Quiet,
     WidthOpt,
     WidthsOpt,
-    cached_train,
     fail,
-    from_checkpoint,
     info,
-    load_data,
+    model_and_data,
     model_kwargs,
     progress_enabled,
-    resolve_model,
     say,
     stdout_console,
-    train_settings,
     user_errors,
 )
 
@@ -425,28 +421,21 @@ def measure_cmd(
         beta = check_beta(beta)
         scale = parse_prior_scale(prior_scale)
         beta_list = parse_betas(betas)
-        if checkpoint is not None:
-            ck, ds, name, dseed = from_checkpoint(
-                checkpoint, dataset=dataset, data_seed=data_seed, root=data_root, download=download
-            )
-        else:
-            if dataset is None:
-                raise ValueError("--dataset is required without --checkpoint")
-            name, dseed = dataset, 0 if data_seed is None else data_seed
-            ds = load_data(name, seed=dseed, root=data_root, download=download)
-            mname, kwargs = resolve_model(name, model, model_kwargs(widths, width, model_arg))
-            s = train_settings(name, epochs, lr, optimizer, train_batch_size)
-            ck, _ = cached_train(
-                name,
-                mname,
-                kwargs,
-                s,
-                seed=train_seed,
-                data_seed=dseed,
-                data_root=data_root,
-                download=download,
-                quiet=quiet,
-            )
+        ck, ds, name, dseed, _ = model_and_data(
+            checkpoint=checkpoint,
+            dataset=dataset,
+            model=model,
+            model_kw=model_kwargs(widths, width, model_arg),
+            epochs=epochs,
+            lr=lr,
+            optimizer=optimizer,
+            train_batch_size=train_batch_size,
+            train_seed=train_seed,
+            data_seed=data_seed,
+            data_root=data_root,
+            download=download,
+            quiet=quiet,
+        )
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
         try:
             m = compute_measure(
