@@ -295,8 +295,6 @@ def test_nan_weights_and_extra_arguments():
         information(model, (X, Y), beta=0.1, prior_scale=1.0)
 
 
-
-
 def test_prior_scale_grid_picks_the_smallest_lagrangian():
     model = _mlp()
     X, Y = _cls_data()

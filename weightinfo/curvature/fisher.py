@@ -18,6 +18,8 @@ so ``ggn(...)`` returns the same matrix labelled ``quantity="ggn"``. Sums are ac
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -92,8 +94,9 @@ def fisher(
         batch_size=batch_size,
         progress=progress,
     )
+    mean_loss = None
     if structure == "diag":
-        blocks, n = _diag_blocks(model, data, params=None, **common)
+        blocks, n, mean_loss = _diag_blocks(model, data, params=None, **common)
     elif structure == "full":
         blocks, n = _full_blocks(model, data, **common)
     else:
@@ -112,9 +115,9 @@ def fisher(
         rest = [k for k in named_trainable(model) if k not in covered]
         blocks = list(kron)
         if rest:
-            diag, _ = _diag_blocks(model, data, params=rest, **common)
+            diag, _, _ = _diag_blocks(model, data, params=rest, **common)
             blocks += diag
-    return _result(
+    out = _result(
         model,
         quantity,
         kind,
@@ -125,6 +128,7 @@ def fisher(
         mc_samples if kind == "mc" else None,
         seed,
     )
+    return dataclasses.replace(out, mean_loss=mean_loss)
 
 
 def ggn(
@@ -153,6 +157,7 @@ def ggn(
         F.param_order,
         F.mc_samples,
         F.seed,
+        mean_loss=F.mean_loss,
     )
 
 
@@ -198,7 +203,7 @@ def _batches(model, data, loss, batch_size, progress):
 def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_size, progress):
     engine = PerSampleEngine(model)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    n = 0
+    n, total = 0, 0.0
     for lossfn, x, y in _batches(model, data, loss, batch_size, progress):
         # The engine checks its per-sample gradients against a batch gradient once, on the first batch:
         # give it a few samples only, so that the check's extra backward pass costs almost nothing.
@@ -209,10 +214,12 @@ def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_siz
             with torch.enable_grad(), engine.record(xs.shape[0]):
                 z = model(xs)
             lossfn.check_targets(z, ys)
+            with torch.no_grad():  # L_D at w* for free: the outputs are here anyway
+                total += float(lossfn.per_sample(z, ys).sum(dtype=torch.float64))
             engine.accumulate(xs, z, _directions(lossfn, z, ys, kind, mc_samples, gen))
         n += x.shape[0]
     keep = params if params is not None else list(engine.sums)
-    return [DiagBlock({k: engine.sums[k] / n for k in keep})], n
+    return [DiagBlock({k: engine.sums[k] / n for k in keep})], n, total / n
 
 
 def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progress):

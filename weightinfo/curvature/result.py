@@ -143,6 +143,8 @@ class Curvature:
     blocks : the blocks; together they cover every trainable parameter exactly once.
     layer_types : module name → class name, for the per-layer table.
     stderr : for stochastic diagonals (Hutchinson), the standard error of each diagonal entry.
+    mean_loss : L_D at the model's weights (mean per-sample loss over the same samples, nats), where the
+        pass that computed the curvature had the outputs anyway (diagonal Fisher/GGN); else None.
     """
 
     quantity: str
@@ -156,6 +158,7 @@ class Curvature:
     mc_samples: int | None = None
     seed: int | None = None
     stderr: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    mean_loss: float | None = None
 
     @property
     def diag(self) -> dict[str, torch.Tensor]:

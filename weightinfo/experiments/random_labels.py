@@ -313,6 +313,7 @@ def run(
                     "max_epochs": variational_epochs,
                     "tol": variational_tol,
                     "lr": variational_lr,
+                    "lr_decay": 1.0,  # the constant rate of the documented runs
                 }
             tm = time.perf_counter()
             res = information(

@@ -64,11 +64,13 @@ def config_hash(params, prior, names, s, lam2, init_variance) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
 
 
-def snapshot(s, epoch, fam, opt, history) -> dict:
+def snapshot(s, epoch, fam, opt, history, monitor) -> dict:
     return {
         "config": s["config"],
         "epoch": int(epoch),
         "init_note": s["init_note"],
+        "init_train_loss": s.get("init_train_loss"),
+        "monitor": monitor.state_dict(),
         "logvar": {n: v.detach().clone() for n, v in fam.logvar.items()},
         "loglam": {k: v.detach().clone() for k, v in fam.loglam.items()},
         "optimizer": copy.deepcopy(opt.state_dict()),

@@ -35,6 +35,7 @@ from ..curvature._data import iter_batches
 from ..curvature._losses import get_loss
 from ..curvature.result import layer_of
 from ..posterior.prior import make_prior
+from ._subsample import split_for_curvature
 from .fisher_form import APPROXIMATIONS, CONVENTIONS, gaussian_optimum
 from .result import InformationResult
 
@@ -59,10 +60,12 @@ def information(
     loss: str = "cross_entropy",
     convention: str = "corrected",
     approximation: str | None = None,
-    mc_samples: int = 8,
+    mc_samples: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
     progress: bool | None = None,
+    curvature_kind: str = "exact",
+    curvature_samples: int | None = None,
     **variational_kwargs,
 ) -> InformationResult:
     """Information in the weights of ``model`` trained on ``data``, in nats, with its per-weight map.
@@ -85,7 +88,15 @@ def information(
         and printed Eq. 8 (= corrected IW at β/2 minus k/2; ``fisher_form``).
     approximation : None (exact g-form) or ``"small_beta"`` (g(s) → ln s − 1, i.e. ½ ln|F| + const; refused for a
         singular curvature).
-    mc_samples : weight draws w ∼ Q* for E_Q[L_D] (0 skips it: NaN); seed : seeds them (private generator).
+    mc_samples : weight draws w ∼ Q* for E_Q[L_D], each on all of ``data`` (0 skips it: NaN); None (default):
+        8 for the Fisher method; the variational method's own default (its running estimate, no extra pass).
+        seed : seeds them (private generator) and the Monte Carlo curvature.
+    curvature_kind : ``"exact"`` (default) or ``"mc"`` for ``curvature="fisher"``/``"ggn"``: the Monte Carlo
+        Fisher with one label drawn from the model per input — unbiased, one backward pass instead of one per
+        class (C× cheaper; the IW moves by well under 1% on the benchmark MLP, ``docs/benchmarks_information.md``).
+    curvature_samples : None (all of ``data``) or k: the curvature is averaged over k samples only — a seeded
+        random subset of an ``(X, Y)`` tuple, the first k of a DataLoader's pass — an unbiased estimate of
+        the data's curvature at k/N of the cost; L_D(w*) still covers all N samples (``_subsample``).
     batch_size, progress : batching of ``(X, Y)`` tuples and a progress bar (None: only on a terminal).
     variational_kwargs : passed to the variational estimator (an error for ``method="fisher"``).
 
@@ -113,14 +124,21 @@ def information(
     if approximation not in APPROXIMATIONS:
         raise ValueError(f"unknown approximation={approximation!r}; expected None or 'small_beta'")
     beta = check_positive("beta", beta)
-    if isinstance(mc_samples, bool) or int(mc_samples) != mc_samples or mc_samples < 0:
+    check_choice("curvature_kind", curvature_kind, ("exact", "mc"))
+    if mc_samples is not None and (
+        isinstance(mc_samples, bool) or int(mc_samples) != mc_samples or mc_samples < 0
+    ):
         raise ValueError(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
-    mc_samples = int(mc_samples)
     lossfn = get_loss(loss)
     check_model(model)
     if prior_scale is None and not (method == "variational" and variational_kwargs.get("preset")):
         raise ValueError("prior_scale is required (a number, a dict per layer or 'weights')")
     if method == "variational":
+        if curvature_kind != "exact" or curvature_samples is not None:
+            raise ValueError(
+                "curvature_kind and curvature_samples apply to method='fisher' (the variational one "
+                "uses no curvature)"
+            )
         return _variational(
             model,
             data,
@@ -139,6 +157,7 @@ def information(
             progress=progress,
             **variational_kwargs,
         )
+    mc_samples = 8 if mc_samples is None else int(mc_samples)
     grid = _scale_grid(prior_scale)
     prior = make_prior(
         model,
@@ -156,9 +175,24 @@ def information(
             "curvature='hessian' has no KFAC structure; use structure='diag', 'filter' or 'full', "
             "or curvature='fisher'/'ggn' with structure='kfac'"
         )
-    curv = _curvature(model, data, curvature, structure, loss, seed, batch_size, progress)
+    if curvature == "hessian" and curvature_kind != "exact":
+        raise ValueError(
+            "curvature_kind='mc' applies to curvature='fisher' or 'ggn', not 'hessian'"
+        )
+    curv_data, rest = data, None
+    if curvature_samples is not None:
+        curv_data, rest, _ = split_for_curvature(data, curvature_samples, seed)
+    curv = _curvature(
+        model, curv_data, curvature, structure, loss, seed, batch_size, progress, curvature_kind
+    )
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}
-    train_loss, n = _mean_loss(model, None, data, lossfn, batch_size)
+    if curv.mean_loss is not None:  # the curvature pass saw those outputs already
+        train_loss, n = curv.mean_loss, curv.n_samples
+    else:
+        train_loss, n = _mean_loss(model, None, curv_data, lossfn, batch_size)
+    if rest is not None:  # L_D over all the data: add the samples the curvature did not see
+        rest_loss, n_rest = _mean_loss(model, None, rest, lossfn, batch_size)
+        train_loss, n = (train_loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
 
     def optimum(p):
         return gaussian_optimum(
@@ -293,15 +327,17 @@ def _variational(model, data, **kwargs) -> InformationResult:
     return variational_information(model, data, **kwargs)
 
 
-def _curvature(model, data, curvature, structure, loss, seed, batch_size, progress):
+def _curvature(model, data, curvature, structure, loss, seed, batch_size, progress, kind="exact"):
     s = "diag" if structure == "filter" else structure
     if curvature == "hessian":
         return hessian(
             model, data, structure=s, method="auto", loss=loss, seed=seed, batch_size=batch_size
         )
     fn = fisher if curvature == "fisher" else ggn
-    kw = {"kind": "exact"} if curvature == "fisher" else {}
-    return fn(model, data, structure=s, loss=loss, batch_size=batch_size, progress=progress, **kw)
+    return fn(
+        model, data, kind=kind, structure=s, loss=loss, seed=seed, batch_size=batch_size,
+        progress=progress,
+    )  # fmt: skip
 
 
 def _mean_loss(model, params, data, lossfn, batch_size) -> tuple[float, int]:
@@ -344,6 +380,7 @@ def _extra(curv, opt, prior, n) -> dict:
         "curvature_kind": curv.kind,
         "curvature_structure": curv.structure,
         "curvature_trace": curv.trace(),
+        "curvature_samples": curv.n_samples,
         "n_clamped": opt.n_negative,
         "kl": opt.kl,
         "mean_term": opt.mean_term,

@@ -11,13 +11,26 @@ and optionally log λ_l² per layer (``learn_prior_scale``). Under the quadratic
 are σ_i² = β/(H_ii + β/λ_l²) (diag), σ_f⁻² = mean_{i∈f}(H_ii)/β + 1/λ_l² (filter) and λ_l² = mean_{i∈l}((w_i −
 w0_i)² + σ_i²); this estimator needs no curvature and no quadratic model, only the loss.
 
-Optimisation: Adam (betas 0.9, 0.999) on the log-variances, learning rate ``lr`` × ``lr_decay``^epoch; each
-minibatch gives one stochastic estimate L̂ + β·KL: KL in closed form, L̂ with one noise draw — the local
+Optimisation: Adam (betas 0.9, 0.999; fused where available) on the log-variances, learning rate ``lr`` (0.1)
+× ``lr_decay`` (0.3) per epoch, decayed continuously step by step (an epoch counts at least 32 steps, so that
+small datasets do not decay the rate within a few steps). Each minibatch gives one stochastic estimate
+Ĉ_β = L̂ + β·KL: KL and its gradient in closed form (``_family``), L̂ with one noise draw — the local
 reparameterisation (``posterior.sampling``) in the Linear/Conv2d modules picked by ``local_reparam``
 (``"exact"``: Linear on 2-D inputs called once, exact per sample, unbiased; ``"all"``: Conv2d too, marginals
-only; ``"none"``), one weight draw for the batch (reparameterisation) for all other parameters.
-C_β of an epoch is the sample-weighted mean of its minibatch estimates; training stops when
-|ΔC_β| < tol·max(1, |C_β|) between two epochs or after ``max_epochs``.
+only; ``"none"``), one weight draw for the batch (reparameterisation) for all other parameters. The state is
+kept in the parameters' dtype (float32 for a float32 model), sums in float64.
+
+Stopping (``_monitor``): every epoch/``checks_per_epoch`` steps (at least 4) the closed-form KL and the mean
+and standard error of the minibatch objectives are recorded; the run stops when, over two consecutive
+intervals, |ΔKL| ≤ tol·max(KL, 1 nat) and |ΔĈ_β| is within max(tol·max(1, |Ĉ_β|), 2 standard errors) —
+i.e. C_β has stopped changing beyond its Monte Carlo noise and the information has stopped moving — or after
+``max_epochs``. Started from the Fisher-form optimum this usually takes under one epoch of data
+(``docs/benchmarks_information.md``).
+
+E_Q[L_D] (``mc_samples=None``, default): the mean of the minibatch losses L̂ over the converged stretch of
+steps (without convergence, the last epoch's worth), with its standard error — no extra pass; unbiased per
+step under ``"exact"``/``"none"``. With ``local_reparam="all"`` (not exact) the default is 8 weight draws,
+each on all the data, as is any ``mc_samples=k``. L_D(w*) is taken from the Fisher initialisation pass.
 
 Initial σ² (``init_var``): ``"fisher"`` (default) — the diagonal optimum above with H ≈ diag F, the Monte Carlo
 Fisher (one sampled label per input, one pass over the data), averaged per filter for ``"filter"``; ``"weights"``
@@ -26,8 +39,9 @@ e.g. the result at a nearby β: warm starts along ``information_curve``) takes p
 
 Reproducibility and resume: the data order (for an ``(X, Y)`` tuple, reshuffled every epoch; a DataLoader is read
 as it comes) and the noise depend only on (``seed``, epoch). With ``state_path`` the log-variances, Adam state,
-epoch and history are written atomically (temporary file + ``os.replace``) after every epoch and on
-``KeyboardInterrupt`` (the last completed epoch: a partial epoch is dropped, so a resumed run equals an
+epoch, monitor and history are written atomically (temporary file + ``os.replace``) after every complete epoch
+and on ``KeyboardInterrupt`` (the last completed epoch: a partial epoch — also one cut short by convergence,
+which a rerun repeats to the same step — is dropped, so a resumed run equals an
 uninterrupted one exactly). A later call whose configuration hash (β, λ, structure, seed, loss, parameter
 names/shapes/values, optimiser settings, …) matches resumes; a mismatch warns and starts afresh.
 
@@ -64,18 +78,26 @@ from ..curvature.result import layer_of
 from ..posterior.gaussian import DiagGaussian, kl_diag_per_parameter
 from ..posterior.prior import GaussianPrior, make_prior
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward, mc_expected_loss
+from ._family import Family
+from ._family import init_logvar as _init_logvar
+from ._monitor import Monitor
 from ._resume import config_hash, epoch_batches, epoch_seed, save_state
 from ._resume import snapshot as take_snapshot
 from .result import InformationResult
 
 STRUCTURES = ("diag", "filter")
+_PATIENCE = 2
+# The learning-rate decay counts epochs of at least this many steps: on a dataset of a few batches a
+# per-epoch decay would shrink the rate within a few steps and fake convergence.
+_MIN_EPOCH_STEPS = 32
+_MIN_CHECK_STEPS = 4  # consecutive check intervals that must pass the convergence rule
 PRESETS = ("task2vec",)
 _DEFAULTS = dict(
-    max_epochs=50, lr=1e-2, tol=1e-3, init_var="fisher", learn_prior_scale=False,
+    max_epochs=50, lr=0.1, lr_decay=0.3, tol=3e-3, init_var="fisher", learn_prior_scale=False,
     local_reparam="exact", input_floor=0.0,
 )  # fmt: skip
 _TASK2VEC = dict(
-    beta=1e-7, max_epochs=2, lr=1e-2, tol=0.0, init_var="weights", learn_prior_scale=True,
+    beta=1e-7, max_epochs=2, lr=1e-2, lr_decay=1.0, tol=0.0, init_var="weights", learn_prior_scale=True,
     local_reparam="all", input_floor=1e-2,
 )  # fmt: skip
 
@@ -90,7 +112,7 @@ def variational_information(
     init_state=None,
     structure: str = "diag",
     loss: str = "cross_entropy",
-    mc_samples: int = 8,
+    mc_samples: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
     progress: bool | None = None,
@@ -99,9 +121,10 @@ def variational_information(
     init_var: str | float | None = None,
     init_variance=None,
     lr: float | None = None,
-    lr_decay: float = 1.0,
+    lr_decay: float | None = None,
     max_epochs: int | None = None,
     tol: float | None = None,
+    checks_per_epoch: int = 8,
     local_reparam: str | bool | None = None,
     input_floor: float | None = None,
     state_path: str | os.PathLike | None = None,
@@ -119,33 +142,41 @@ def variational_information(
     prior_scale, prior_mean, init_state : the prior P (``make_prior``); λ is the initial value if learned.
     structure : ``"diag"`` (σ² per weight) or ``"filter"`` (per output unit/filter).
     loss : ``"cross_entropy"`` | ``"bce_with_logits"`` | ``"mse"`` (ℓ = ½‖y − f‖²).
-    mc_samples : weight draws (each on all the data) for the reported E_Q[L_D] (0: skipped, NaN).
+    mc_samples : None (default): E_Q[L_D] from the running estimate (see the module docstring); k > 0: k weight
+        draws, each on all the data; 0: not estimated (NaN).
     seed : seeds the initial Fisher, the data order, the noise and the final draws.
     learn_prior_scale : also learn log λ_l² (default False). init_var : ``"fisher"`` | ``"weights"`` | float.
     init_variance : optional warm start ``{name: σ²}`` shaped like the parameters (e.g. the
         ``posterior_variance`` of a fit at a nearby β; averaged per filter); entries missing or not > 0
         fall back to ``init_var``.
-    lr, lr_decay : Adam learning rate (1e-2) and its per-epoch factor (1.0). max_epochs (50), tol (1e-3).
+    lr, lr_decay : Adam learning rate (0.1) and its factor per epoch (0.3, applied continuously).
+    max_epochs (50), tol (3e-3; 0 never stops early), checks_per_epoch (8): the stopping rule.
     local_reparam : ``"exact"`` (default) | ``"all"`` | ``"none"``; input_floor : added to a² (0).
     state_path : file for interrupt/resume. progress : tqdm bar (None: only on a terminal; False: never).
     curvature : ignored (no curvature is used). convention : ``None``/``"corrected"`` only.
 
     Returns an ``InformationResult(method="variational")``: ``nats`` = KL(Q*‖P) in closed form,
     ``per_parameter`` from ``kl_diag_per_parameter`` (sums to ``nats``), ``posterior_variance`` = σ*²,
-    ``prior_scale`` = λ (learned or given), ``expected_loss`` ± stderr by Monte Carlo under Q* itself
-    (weight draws, whatever ``local_reparam`` was used in training), ``train_loss`` = L_D(w*), and
-    ``extra["history"]`` (per epoch: objective C_β, expected_loss, kl_nats — epoch means).
+    ``prior_scale`` = λ (learned or given), ``expected_loss`` ± stderr (``extra["expected_loss_source"]``
+    says which estimate), ``train_loss`` = L_D(w*), ``extra["history"]`` (per epoch begun: objective C_β,
+    expected_loss, kl_nats — means over its steps; ``steps`` if cut short) and ``extra["checks"]`` (the
+    stopping rule's trace: step, samples, kl_nats, objective ± stderr).
     """
     s = _settings(locals())
     check_model(model)
     params = {k: p.detach() for k, p in named_trainable(model).items()}
     names = _variational_names(model, params, preset)
     prior, lam2_init = _prior(model, params, names, s, prior_scale, prior_mean, init_state)
-    fam = _Family(params, prior.mean, names, s["structure"], lam2_init, s["learn_prior_scale"])
+    fam = Family(params, prior.mean, names, s["structure"], lam2_init, s["learn_prior_scale"])
     groups = [{"params": list(fam.logvar.values())}]
     if s["learn_prior_scale"]:
         groups.append({"params": list(fam.loglam.values())})
-    opt = torch.optim.Adam(groups, lr=s["lr"], betas=(0.9, 0.999))
+    opt = _adam(groups, s["lr"])
+    s["n_batches"] = _n_batches(data, s["batch_size"])
+    every = None
+    if s["n_batches"] is not None:  # at least _MIN_CHECK_STEPS: a check averages some minibatches
+        every = max(_MIN_CHECK_STEPS, -(-s["n_batches"] // s["checks_per_epoch"]))
+    mon = Monitor(s["tol"], every, patience=_PATIENCE)
     s["config"] = config_hash(params, prior, names, s, lam2_init, init_variance)
     path = Path(state_path) if state_path is not None else None
     start, history = 0, []
@@ -153,8 +184,9 @@ def variational_information(
     if state is not None and state.get("config") == s["config"]:
         fam.load(state)
         opt.load_state_dict(state["optimizer"])
+        mon.load_state_dict(state["monitor"])
         start, history = int(state["epoch"]), list(state["history"])
-        s["init_note"] = state["init_note"]
+        s["init_note"], s["init_train_loss"] = state["init_note"], state["init_train_loss"]
     else:
         if state is not None:
             warnings.warn(
@@ -166,16 +198,26 @@ def variational_information(
     x0 = next(iter(iter_batches(data, device=dev, batch_size=s["batch_size"])))[0]
     mode = s["local_reparam"]
     mods = () if mode == "none" else find_local_reparam_modules(model, x0, mode=mode, names=names)
-    _optimise(model, data, params, fam, opt, s, start, history, mods, path, progress)
-    return _result(model, data, params, prior, fam, names, s, history, mods)
+    _optimise(model, data, params, fam, opt, s, start, history, mon, mods, path, progress)
+    return _result(model, data, params, prior, fam, names, s, history, mon, mods)
 
 
-def _optimise(model, data, params, fam, opt, s, epoch, history, mods, path, progress) -> None:
+def _n_batches(data, batch_size) -> int | None:
+    """Minibatches per epoch: from an ``(X, Y)`` tuple or ``len(loader)``; None if unknown."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        return -(-data[0].shape[0] // batch_size)
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _optimise(model, data, params, fam, opt, s, epoch, history, mon, mods, path, progress) -> None:
     """Epochs of Adam until convergence or ``max_epochs``; saves the state after each (and on Ctrl-C)."""
     dev = next(iter(params.values())).device
     lossfn = get_loss(s["loss"])
     beta_eff = s["beta"] * s["kl_factor"]
-    snapshot = take_snapshot(s, epoch, fam, opt, history) if path is not None else None
+    snapshot = take_snapshot(s, epoch, fam, opt, history, mon) if path is not None else None
     bar = tqdm(
         total=s["max_epochs"],
         initial=min(epoch, s["max_epochs"]),
@@ -185,21 +227,27 @@ def _optimise(model, data, params, fam, opt, s, epoch, history, mods, path, prog
         leave=False,
     )
     try:
-        while epoch < s["max_epochs"] and not _converged(history, s["tol"]):
-            for g in opt.param_groups:
-                g["lr"] = s["lr"] * s["lr_decay"] ** epoch
+        while epoch < s["max_epochs"] and not mon.converged():
             gen = torch.Generator(device=dev).manual_seed(epoch_seed(s["seed"], epoch, "noise"))
             batches = epoch_batches(data, s["seed"], epoch, s["batch_size"], dev)
-            obj, el, kl = _run_epoch(
-                fam, opt, model, batches, params, lossfn, beta_eff, gen, mods, s["input_floor"]
-            )
+            sched = _Schedule(opt, s["lr"], s["lr_decay"], epoch, s["n_batches"] or mon.epoch_steps)
+            obj, el, kl, steps, done = _run_epoch(
+                fam, opt, model, batches, params, lossfn, beta_eff, gen, mods, s["input_floor"], mon,
+                sched,
+            )  # fmt: skip
             epoch += 1
-            history.append({"epoch": epoch, "objective": obj, "expected_loss": el, "kl_nats": kl})
+            row = {"epoch": epoch, "objective": obj, "expected_loss": el, "kl_nats": kl}
+            history.append(row)
+            if not done:  # stopped inside the epoch by the convergence rule; not saved (see below)
+                row["steps"] = steps
+                break
+            mon.end_epoch(fam.kl())
+            # Only complete epochs are saved: a rerun redoes a partial one and stops at the same step.
             if path is not None:
-                snapshot = take_snapshot(s, epoch, fam, opt, history)
+                snapshot = take_snapshot(s, epoch, fam, opt, history, mon)
                 save_state(path, snapshot)
             bar.update(1)
-            bar.set_postfix(C_beta=f"{obj:.6g}")
+            bar.set_postfix(C_beta=f"{obj:.6g}", KL=f"{kl:.6g}")
     except KeyboardInterrupt:
         if path is not None:
             save_state(path, snapshot)
@@ -208,66 +256,63 @@ def _optimise(model, data, params, fam, opt, s, epoch, history, mods, path, prog
         bar.close()
 
 
-class _Family:
-    """log σ² (per weight or per filter) and log λ_l² of Q = N(w*, diag σ²), P = N(w0, diag λ_l²); float64."""
-
-    def __init__(self, params, w0, names, structure, lam2, learn):
-        dev = next(iter(params.values())).device
-        self.shape = {n: params[n].shape for n in names}
-        self.layer = {n: layer_of(n) for n in names}
-        self.d2 = {n: (params[n].double() - w0[n].double()).pow(2) for n in names}
-        self.logvar = {
-            n: torch.zeros(_lv_shape(self.shape[n], structure), dtype=torch.float64, device=dev)
-            for n in names
-        }
-        self.lam2_init = dict(lam2)
-        self.loglam = {
-            layer: torch.tensor(math.log(v), dtype=torch.float64, device=dev, requires_grad=learn)
-            for layer, v in lam2.items()
-        }
-
-    def var(self) -> dict[str, torch.Tensor]:
-        return {n: lv.exp().expand(self.shape[n]) for n, lv in self.logvar.items()}
-
-    def lam2(self) -> dict[str, float]:
-        return {layer: math.exp(float(v.detach())) for layer, v in self.loglam.items()}
-
-    def kl(self) -> torch.Tensor:
-        """Closed-form KL(Q‖P) = Σ_i ½[(σ_i² + (w_i − w0_i)²)/λ² − 1 + ln λ² − ln σ_i²], differentiable."""
-        total = 0.0
-        for n, lv in self.logvar.items():
-            ll = self.loglam[self.layer[n]]
-            lv = lv.expand(self.shape[n])
-            total = total + 0.5 * ((lv.exp() + self.d2[n]) * torch.exp(-ll) - 1 + ll - lv).sum()
-        return total
-
-    def load(self, state) -> None:
-        with torch.no_grad():
-            for n, v in state["logvar"].items():
-                self.logvar[n].copy_(v)
-            for layer, v in state["loglam"].items():
-                self.loglam[layer].copy_(v)
-        for v in self.logvar.values():
-            v.requires_grad_(True)
+def _adam(groups, lr):
+    """Adam on the log-variances: the fused kernel where this torch has it (one pass per step), else foreach."""
+    try:
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), foreach=True)
 
 
-def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floor):
-    """One pass over the minibatches, one Adam step each; returns the sample-weighted means of C_β, L̂, KL."""
-    sums, n = [0.0, 0.0, 0.0], 0
+class _Schedule:
+    """lr · lr_decay^(epochs done), continuous within an epoch once the epoch's length is known."""
+
+    def __init__(self, opt, lr, decay, epoch, per_epoch):
+        self.opt, self.lr, self.decay, self.epoch, self.per_epoch = opt, lr, decay, epoch, per_epoch
+
+    def set(self, step_in_epoch: int) -> None:
+        if self.per_epoch:  # time in epochs of at least _MIN_EPOCH_STEPS steps
+            unit = max(self.per_epoch, _MIN_EPOCH_STEPS)
+            t = (self.epoch * self.per_epoch + step_in_epoch) / unit
+        else:
+            t = self.epoch
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr * self.decay**t
+
+
+def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floor, mon, sched):
+    """One pass over the minibatches, one Adam step each, until the monitor reports convergence.
+
+    Per step: σ² = exp(log σ²) once, a local-reparameterised forward, autograd of the loss only, then the
+    closed-form KL gradient added (``Family.add_kl_grad``). Returns the sample-weighted means of Ĉ_β, L̂ and
+    KL over the steps taken, the number of steps, and whether the epoch ran to its end.
+    """
+    sums, n, steps = [0.0, 0.0, 0.0], 0, 0
     for x, y in batches:
+        sched.set(steps)
         opt.zero_grad(set_to_none=True)
-        z = local_reparam_forward(model, x, mean, fam.var(), gen, modules=mods, input_floor=floor)
+        var_lv = fam.var_lv()
+        z = local_reparam_forward(
+            model, x, mean, fam.expand(var_lv), gen, modules=mods, input_floor=floor
+        )
         if n == 0:
             lossfn.check_targets(z, y)
-        el = lossfn.per_sample(z, y).mean().to(torch.float64)
-        kl = fam.kl()
-        obj = el + beta_eff * kl
-        obj.backward()
+        el = lossfn.per_sample(z, y).mean()
+        el.backward()
+        kl = fam.kl(var_lv)
+        fam.add_kl_grad(var_lv, beta_eff)
         opt.step()
+        el = float(el.detach())
+        obj = el + beta_eff * kl
         for i, v in enumerate((obj, el, kl)):
-            sums[i] += float(v.detach()) * x.shape[0]
+            sums[i] += v * x.shape[0]
         n += x.shape[0]
-    return tuple(v / n for v in sums)
+        steps += 1
+        if mon.step(obj, el, kl, x.shape[0]):
+            return (*(v / n for v in sums), steps, False)
+    if n == 0:
+        raise ValueError("data is empty: the loader yielded no samples")
+    return (*(v / n for v in sums), steps, True)
 
 
 def _settings(args: dict) -> dict:
@@ -301,15 +346,21 @@ def _settings(args: dict) -> dict:
     s["prior_mean_label"] = pm if isinstance(pm, str) else "custom"
     lrm = {True: "exact", False: "none"}.get(s["local_reparam"], s["local_reparam"])
     s["local_reparam"] = check_choice("local_reparam", lrm, ("exact", "all", "none"))
-    for k, lo in (("max_epochs", 1), ("batch_size", 1), ("mc_samples", 0), ("seed", None)):
+    s["mc_samples"] = args["mc_samples"]
+    for k, lo in (
+        ("max_epochs", 1), ("batch_size", 1), ("mc_samples", 0), ("seed", None),
+        ("checks_per_epoch", 1),
+    ):  # fmt: skip
         v = s[k] if k in s else args[k]
+        if k == "mc_samples" and v is None:
+            continue
         if isinstance(v, bool) or int(v) != v or (lo is not None and v < lo):
             raise ValueError(
                 f"{k} must be an integer{'' if lo is None else f' >= {lo}'}, got {v!r}"
             )
         s[k] = int(v)
     s["lr"] = check_positive("lr", s["lr"])
-    s["lr_decay"] = check_positive("lr_decay", args["lr_decay"])
+    s["lr_decay"] = check_positive("lr_decay", s["lr_decay"])
     s["tol"] = check_positive("tol", s["tol"], allow_zero=True)
     s["input_floor"] = check_positive("input_floor", s["input_floor"], allow_zero=True)
     s["loss"] = args["loss"]
@@ -355,74 +406,8 @@ def _prior(model, params, names, s, prior_scale, prior_mean, init_state):
     return prior, {layer: prior.scale[layer] ** 2 for layer in layers}
 
 
-def _lv_shape(shape, structure) -> tuple:
-    if structure == "filter" and len(shape) >= 2:
-        return (shape[0],) + (1,) * (len(shape) - 1)
-    return tuple(shape)
-
-
-def _per_filter(t: torch.Tensor, lv_shape) -> torch.Tensor:
-    """Mean of a parameter-shaped tensor over each filter (identity for per-weight shapes)."""
-    if tuple(t.shape) == tuple(lv_shape):
-        return t
-    return t.reshape(t.shape[0], -1).mean(1).reshape(lv_shape)
-
-
-def _init_logvar(fam, model, data, s, init_variance) -> str:
-    """Set the initial log σ² (see the module docstring); returns a description for ``extra``."""
-    iv, lam2, beta_eff = s["init_var"], fam.lam2(), s["beta"] * s["kl_factor"]
-    warm = {
-        n: v.detach().to(fam.logvar[n]).expand(fam.shape[n])
-        for n, v in (init_variance or {}).items()
-        if n in fam.logvar and bool((torch.as_tensor(v) > 0).all())
-    }
-    if iv == "fisher" and len(warm) < len(fam.logvar):
-        from ..curvature.fisher import fisher
-
-        F = fisher(
-            model, data, kind="mc", mc_samples=1, seed=s["seed"], loss=s["loss"],
-            batch_size=s["batch_size"], progress=False,
-        ).diag  # fmt: skip
-    ref = dict(model.named_parameters())
-    for n, lv in fam.logvar.items():
-        if n in warm:
-            v = _per_filter(warm[n], lv.shape)
-        elif iv == "fisher":
-            h = _per_filter(F[n].to(lv), lv.shape)
-            v = beta_eff / (h + beta_eff / lam2[fam.layer[n]])
-        elif iv == "weights":
-            v = _per_filter(_weight_var(ref[n].detach().to(lv)), lv.shape)
-        else:
-            v = torch.full(lv.shape, float(iv), dtype=torch.float64, device=lv.device)
-        with torch.no_grad():
-            lv.copy_(v.log().reshape(lv.shape))
-        lv.requires_grad_(True)
-    notes = {
-        "fisher": "fisher: beta/(F_ii + beta/lambda^2), Monte Carlo Fisher (1 label per input)",
-        "weights": "weights: 0.05*Var(filter weights) + 1e-8 (Task2Vec)",
-    }
-    note = notes.get(iv, f"constant: {iv!r}") if isinstance(iv, str) else f"constant: {iv!r}"
-    return f"init_variance for {sorted(warm)}; else {note}" if warm else note
-
-
-def _weight_var(w: torch.Tensor) -> torch.Tensor:
-    """Task2Vec's 0.05·Var(filter weights) + 1e-8 per filter (per whole vector for ≤1-D), parameter-shaped."""
-    rows = w.reshape(w.shape[0], -1) if w.ndim >= 2 else w.reshape(1, -1)
-    v = 0.05 * rows.var(dim=1, correction=1 if rows.shape[1] > 1 else 0) + 1e-8
-    return (
-        v.reshape((-1,) + (1,) * (w.ndim - 1)).expand(w.shape) if w.ndim >= 2 else v.expand(w.shape)
-    )
-
-
-def _converged(history, tol) -> bool:
-    if len(history) < 2:
-        return False
-    c1, c0 = history[-1]["objective"], history[-2]["objective"]
-    return abs(c1 - c0) < tol * max(1.0, abs(c1))
-
-
-def _result(model, data, params, prior, fam, names, s, history, mods) -> InformationResult:
-    var = {n: v.detach().clone() for n, v in fam.var().items()}
+def _result(model, data, params, prior, fam, names, s, history, mon, mods) -> InformationResult:
+    var = {n: v.detach().double() for n, v in fam.var().items()}  # float64 like every result field
     scale = {k: math.sqrt(v) for k, v in fam.lam2().items()}
     q = DiagGaussian({n: params[n].double() for n in names}, var)
     per = kl_diag_per_parameter(q, GaussianPrior(prior.mean, scale))
@@ -430,13 +415,23 @@ def _result(model, data, params, prior, fam, names, s, history, mods) -> Informa
         k: torch.zeros(p.shape, dtype=torch.float64, device=p.device) for k, p in params.items()
     }
     common = dict(loss=s["loss"], batch_size=s["batch_size"])
-    train_loss, _, n = mc_expected_loss(model, data, params, {}, mc_samples=1, seed=0, **common)
-    e, se = float("nan"), float("nan")
-    if s["mc_samples"] > 0:
+    train_loss, n = s.get("init_train_loss") or (None, None)
+    if train_loss is None:  # no Fisher pass over all the data to take L_D(w*) from
+        train_loss, _, n = mc_expected_loss(model, data, params, {}, mc_samples=1, seed=0, **common)
+    draws = s["mc_samples"]
+    if draws is None:  # the running estimate where it is unbiased (see the module docstring)
+        draws = 0 if s["local_reparam"] in ("exact", "none") else 8
+        e, se, n_run = mon.running() if draws == 0 else (math.nan, math.nan, 0)
+        source = f"running mean of the minibatch losses over the last {n_run} samples"
+    else:
+        e, se, source = math.nan, math.nan, "not estimated (mc_samples=0)"
+    if draws > 0:
+        v32 = {k: v.to(params[k].dtype) for k, v in var.items()}
         e, se, _ = mc_expected_loss(
-            model, data, params, var, mc_samples=s["mc_samples"], seed=s["seed"], **common
+            model, data, params, v32, mc_samples=draws, seed=s["seed"], **common
         )
-    converged = _converged(history, s["tol"])
+        source = f"{draws} weight draws w ~ Q*, each on all {n} samples"
+    converged = mon.converged()
     objective = "E_Q[L_D] + beta * KL(Q||P)"
     if s["preset"]:
         objective += "; task2vec: CE_mean + beta_argument * 2 * KL, so beta = 2 * beta_argument"
@@ -453,6 +448,11 @@ def _result(model, data, params, prior, fam, names, s, history, mods) -> Informa
         excluded_parameters=[k for k in params if k not in var],
         local_reparam_modules=list(mods),
         init_var=s["init_note"],
+        expected_loss_source=source,
+        checks=mon.trace,
+        check_every=mon.check_every,
+        steps=mon.steps,
+        tol=s["tol"],
         prior_scale_init={k: math.sqrt(v) for k, v in fam.lam2_init.items()},
     )
     return InformationResult(
@@ -471,7 +471,7 @@ def _result(model, data, params, prior, fam, names, s, history, mods) -> Informa
         convention="corrected",
         prior_mean=s["prior_mean_label"],
         n_samples=n,
-        mc_samples=s["mc_samples"],
+        mc_samples=draws,
         seed=s["seed"],
         layer_types={name: type(m).__name__ for name, m in model.named_modules()},
         extra=extra,

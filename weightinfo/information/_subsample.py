@@ -1,0 +1,49 @@
+"""Estimate the curvature on a subset of the data while L_D still covers all of it.
+
+The Fisher form costs one forward-backward pass over the samples its curvature is averaged over — the same
+work as a training epoch over them. F_D = (1/N) Σ_i F_i is a mean over samples, so the mean over a uniformly
+drawn subset of k samples is an unbiased Monte Carlo estimate of it, exactly like the sampled labels of
+``kind="mc"``; L_D(w*) is then a cheap forward pass over the remaining samples.
+
+* an ``(X, Y)`` tuple: a seeded random subset of k rows (``torch.randperm``), the rest in their order;
+* a DataLoader: its first batches up to k samples (random if the loader shuffles), then the rest of the same
+  pass; the split batch is cut at k.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+
+def split_for_curvature(data, k: int, seed: int):
+    """``(head, rest, n_head)``: the curvature data (k samples) and the rest (None when nothing is left)."""
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"curvature_samples must be a positive integer or None, got {k!r}")
+    k = int(k)
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+    ):
+        X, Y = data
+        if k >= X.shape[0]:
+            return data, None, X.shape[0]
+        g = torch.Generator().manual_seed(int(seed))
+        perm = torch.randperm(X.shape[0], generator=g).to(X.device)
+        head, tail = perm[:k], perm[k:].sort().values
+        return (X[head], Y[head]), (X[tail], Y[tail]), k
+    it = iter(data)
+    head, n = [], 0
+    for batch in it:
+        x, y = batch[0], batch[1]
+        take = min(k - n, x.shape[0])
+        head.append((x[:take], y[:take]))
+        n += take
+        if take < x.shape[0]:
+            return head, itertools.chain([(x[take:], y[take:])], it), n
+        if n >= k:
+            break
+    first = next(it, None)
+    return head, (None if first is None else itertools.chain([first], it)), n
