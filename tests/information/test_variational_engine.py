@@ -139,3 +139,17 @@ def test_running_estimate_agrees_with_weight_draws():
     assert drawn.nats == run.nats  # the same fit; only the estimate of E_Q[L_D] differs
     gap = abs(run.expected_loss - drawn.expected_loss)
     assert gap < 4 * math.hypot(run.expected_loss_stderr, drawn.expected_loss_stderr)
+
+
+def test_fisher_start_on_a_subset_keeps_the_full_train_loss():
+    m, (X, Y) = _classifier(n=300, dtype=D64)
+    kw = dict(beta=1e-3, prior_scale=0.5, max_epochs=1, progress=False, batch_size=64)
+    sub = variational_information(m, (X, Y), init_samples=100, **kw)
+    full = variational_information(m, (X, Y), init_samples=None, **kw)
+    with torch.no_grad():
+        ld = float(nn.functional.cross_entropy(m(X), Y))
+    assert sub.train_loss == pytest.approx(ld, rel=1e-12) and sub.n_samples == 300
+    assert full.train_loss == pytest.approx(ld, rel=1e-12)
+    assert sub.extra["history"] != full.extra["history"]  # another start: another trajectory
+    with pytest.raises(ValueError, match="init_samples"):
+        variational_information(m, (X, Y), init_samples=0, **kw)

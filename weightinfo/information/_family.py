@@ -10,8 +10,9 @@ Q = N(w*, diag σ²) with the means frozen, P = N(w0, diag λ_l²). The KL and i
 The state is kept in the parameters' dtype (float32 for a float32 model: element-wise work per step is the
 bottleneck of the estimator on CPU); sums over tensors are accumulated in float64.
 
-``init_logvar`` sets the initial log σ² (``init_var``: the Fisher-form optimum from the Monte Carlo Fisher,
-Task2Vec's weight-variance start, a constant, or a warm start).
+``init_logvar`` sets the initial log σ² (``init_var``: the Fisher-form optimum from the Monte Carlo Fisher of
+``init_samples`` samples, Task2Vec's weight-variance start, a constant, or a warm start) and takes L_D(w*)
+from the same pass.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import math
 
 import torch
 
+from ..curvature._data import iter_batches
+from ..curvature._losses import get_loss
 from ..curvature.fisher import fisher
 from ..curvature.result import layer_of
+from ._subsample import split_for_curvature
 
 
 def lv_shape(shape, structure) -> tuple:
@@ -134,11 +138,20 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
         if n in fam.logvar and bool((torch.as_tensor(v) > 0).all())
     }
     if iv == "fisher" and len(warm) < len(fam.logvar):
+        # A rough curvature is enough for a start: the Fisher of ``init_samples`` samples; L_D(w*) of
+        # the rest comes from a forward pass.
+        head, rest = data, None
+        if s["init_samples"] is not None:
+            head, rest, _ = split_for_curvature(data, s["init_samples"], s["seed"])
         curv = fisher(
-            model, data, kind="mc", mc_samples=1, seed=s["seed"], loss=s["loss"],
+            model, head, kind="mc", mc_samples=1, seed=s["seed"], loss=s["loss"],
             batch_size=s["batch_size"], progress=False,
         )  # fmt: skip
-        F, s["init_train_loss"] = curv.diag, [curv.mean_loss, curv.n_samples]
+        F, loss, n = curv.diag, curv.mean_loss, curv.n_samples
+        if rest is not None:
+            rest_loss, n_rest = _mean_loss(model, rest, s["loss"], s["batch_size"])
+            loss, n = (loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
+        s["init_train_loss"] = [loss, n]
     ref = dict(model.named_parameters())
     for n, lv in fam.logvar.items():
         if n in warm:
@@ -159,6 +172,16 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
     }
     note = notes.get(iv, f"constant: {iv!r}") if isinstance(iv, str) else f"constant: {iv!r}"
     return f"init_variance for {sorted(warm)}; else {note}" if warm else note
+
+
+@torch.no_grad()
+def _mean_loss(model, data, loss, batch_size) -> tuple[float, int]:
+    lossfn, dev = get_loss(loss), next(model.parameters()).device
+    total, n = 0.0, 0
+    for x, y in iter_batches(data, device=dev, batch_size=batch_size):
+        total += float(lossfn.per_sample(model(x), y).sum(dtype=torch.float64))
+        n += x.shape[0]
+    return total / n, n
 
 
 def _weight_var(w: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,8 @@ def _digest(tensors) -> str:
 def config_hash(params, prior, names, s, lam2, init_variance) -> str:
     """Hash of everything that determines the trajectory (not max_epochs, tol, mc_samples, progress)."""
     keys = ("beta", "kl_factor", "learn_prior_scale", "structure", "seed", "loss", "lr", "lr_decay")
-    cfg = {k: repr(s[k]) for k in keys + ("batch_size", "init_var", "local_reparam", "input_floor")}
+    keys += ("batch_size", "init_var", "init_samples", "local_reparam", "input_floor")
+    cfg = {k: repr(s[k]) for k in keys}
     cfg.update(
         preset=s["preset"],
         lambda2={k: repr(v) for k, v in lam2.items()},

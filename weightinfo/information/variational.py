@@ -33,7 +33,8 @@ step under ``"exact"``/``"none"``. With ``local_reparam="all"`` (not exact) the 
 each on all the data, as is any ``mc_samples=k``. L_D(w*) is taken from the Fisher initialisation pass.
 
 Initial σ² (``init_var``): ``"fisher"`` (default) — the diagonal optimum above with H ≈ diag F, the Monte Carlo
-Fisher (one sampled label per input, one pass over the data), averaged per filter for ``"filter"``; ``"weights"``
+Fisher (one sampled label per input) of ``init_samples`` samples (4096; None: all — a start needs only a rough
+curvature, the rest of the data get a forward pass for L_D(w*)), averaged per filter for ``"filter"``; ``"weights"``
 — Task2Vec's 0.05·Var(filter weights) + 1e-8; or a number (σ² everywhere). ``init_variance`` (σ² per weight,
 e.g. the result at a nearby β: warm starts along ``information_curve``) takes precedence where given.
 
@@ -125,6 +126,7 @@ def variational_information(
     max_epochs: int | None = None,
     tol: float | None = None,
     checks_per_epoch: int = 8,
+    init_samples: int | None = 4096,
     local_reparam: str | bool | None = None,
     input_floor: float | None = None,
     state_path: str | os.PathLike | None = None,
@@ -145,7 +147,8 @@ def variational_information(
     mc_samples : None (default): E_Q[L_D] from the running estimate (see the module docstring); k > 0: k weight
         draws, each on all the data; 0: not estimated (NaN).
     seed : seeds the initial Fisher, the data order, the noise and the final draws.
-    learn_prior_scale : also learn log λ_l² (default False). init_var : ``"fisher"`` | ``"weights"`` | float.
+    learn_prior_scale : also learn log λ_l² (default False). init_var : ``"fisher"`` | ``"weights"`` | float;
+    init_samples : samples of the Fisher start (4096; None: all).
     init_variance : optional warm start ``{name: σ²}`` shaped like the parameters (e.g. the
         ``posterior_variance`` of a fit at a nearby β; averaged per filter); entries missing or not > 0
         fall back to ``init_var``.
@@ -349,10 +352,11 @@ def _settings(args: dict) -> dict:
     s["mc_samples"] = args["mc_samples"]
     for k, lo in (
         ("max_epochs", 1), ("batch_size", 1), ("mc_samples", 0), ("seed", None),
-        ("checks_per_epoch", 1),
+        ("checks_per_epoch", 1), ("init_samples", 1),
     ):  # fmt: skip
         v = s[k] if k in s else args[k]
-        if k == "mc_samples" and v is None:
+        if k in ("mc_samples", "init_samples") and v is None:
+            s[k] = None
             continue
         if isinstance(v, bool) or int(v) != v or (lo is not None and v < lo):
             raise ValueError(
