@@ -98,7 +98,7 @@ def loadavg() -> str:
 
 
 def parse_variant(text: str) -> dict:
-    """``"lr=0.05,mc_samples=1"`` → ``{"lr": 0.05, "mc_samples": 1}`` (ints, floats, else strings)."""
+    """``"lr=0.05,mc_samples=1"`` → ``{"lr": 0.05, "mc_samples": 1}`` (ints, floats, None, else strings)."""
     out = {}
     for part in text.split(","):
         if not part.strip():
@@ -107,6 +107,9 @@ def parse_variant(text: str) -> dict:
         if not sep:
             raise SystemExit(f"--variant: expected KEY=VALUE, got {part!r}")
         value = value.strip()
+        if value == "None":
+            out[key.strip()] = None
+            continue
         for conv in (int, float):
             try:
                 out[key.strip()] = conv(value)
