@@ -21,11 +21,11 @@ import math
 
 import torch
 
-from ..curvature._data import iter_batches
 from ..curvature._losses import get_loss
 from ..curvature.fisher import fisher
 from ..curvature.result import layer_of
 from ._subsample import split_for_curvature
+from .estimate import _mean_loss
 
 
 def lv_shape(shape, structure) -> tuple:
@@ -149,7 +149,7 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
         )  # fmt: skip
         F, loss, n = curv.diag, curv.mean_loss, curv.n_samples
         if rest is not None:
-            rest_loss, n_rest = _mean_loss(model, rest, s["loss"], s["batch_size"])
+            rest_loss, n_rest = _mean_loss(model, None, rest, get_loss(s["loss"]), s["batch_size"])
             loss, n = (loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
         s["init_train_loss"] = [loss, n]
     ref = dict(model.named_parameters())
@@ -172,16 +172,6 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
     }
     note = notes.get(iv, f"constant: {iv!r}") if isinstance(iv, str) else f"constant: {iv!r}"
     return f"init_variance for {sorted(warm)}; else {note}" if warm else note
-
-
-@torch.no_grad()
-def _mean_loss(model, data, loss, batch_size) -> tuple[float, int]:
-    lossfn, dev = get_loss(loss), next(model.parameters()).device
-    total, n = 0.0, 0
-    for x, y in iter_batches(data, device=dev, batch_size=batch_size):
-        total += float(lossfn.per_sample(model(x), y).sum(dtype=torch.float64))
-        n += x.shape[0]
-    return total / n, n
 
 
 def _weight_var(w: torch.Tensor) -> torch.Tensor:
