@@ -36,9 +36,11 @@ def train_prior_mean(
     epochs: int = 30,
     lr: float = 0.05,
     batch_size: int = 64,
+    momentum: float = 0.9,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """ERM (cross-entropy, SGD with momentum 0.9) of a re-initialised copy of ``model`` on ``data``."""
+    """ERM (cross-entropy, SGD with ``momentum``, constant ``lr``) of a re-initialised copy of ``model``
+    on ``data``; returns the eval-mode parameters (the prior mean w0)."""
     from ..train import train
 
     net = copy.deepcopy(model)
@@ -52,7 +54,16 @@ def train_prior_mean(
     x, y = data
     gen = torch.Generator().manual_seed(int(seed))
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen)
-    train(net, loader, epochs=int(epochs), lr=lr, optimizer="sgd", seed=int(seed), progress=False)
+    train(
+        net,
+        loader,
+        epochs=int(epochs),
+        lr=lr,
+        optimizer="sgd",
+        momentum=float(momentum),
+        seed=int(seed),
+        progress=False,
+    )
     return param_means(net.eval())
 
 

@@ -59,6 +59,18 @@ def plot_terms(cert, path: Path) -> Path:
     return path
 
 
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"{option} must be a number or comma-separated numbers, got {text!r}"
+        ) from None
+    if not values:
+        raise ValueError(f"{option} needs at least one value")
+    return values
+
+
 def certify_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for certificate.json/.png.")],
     dataset: DatasetOpt = None,
@@ -89,6 +101,29 @@ def certify_cmd(
     delta: Annotated[float, typer.Option(help="δ of the PAC-Bayes step.")] = 0.025,
     delta_mc: Annotated[float, typer.Option(help="δ′ of the MC step.")] = 0.01,
     posterior_epochs: Annotated[int, typer.Option(min=1, help="Posterior epochs.")] = 20,
+    beta: Annotated[
+        str,
+        typer.Option(
+            help="β of the information posterior, or a comma-separated grid (union bound δ/K)."
+        ),
+    ] = "0.001",
+    prior_epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs of the prior mean's SGD (--prior data).")
+    ] = 30,
+    prior_lr: Annotated[float, typer.Option(help="Learning rate of the prior mean's SGD.")] = 0.05,
+    prior_batch_size: Annotated[
+        int, typer.Option(min=1, help="Batch size of the prior mean's SGD.")
+    ] = 64,
+    prior_momentum: Annotated[
+        float, typer.Option(min=0.0, help="Momentum of the prior mean's SGD.")
+    ] = 0.9,
+    k_union: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Certificates computed on this bound set in all (δ/K each; default the grid size).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, prior, posterior and draws.")] = 0,
     widths: WidthsOpt = None,
     epochs: EpochsOpt = None,
@@ -100,7 +135,8 @@ def certify_cmd(
 
     quiet = quiet or STATE.quiet
     with user_errors():
-        scales = [float(s) for s in prior_scale.split(",") if s.strip()]
+        scales = _floats(prior_scale, "--prior-scale")
+        betas = _floats(beta, "--beta")
         ck, ds, name, _, _ = model_and_data(
             checkpoint=checkpoint,
             dataset=dataset,
@@ -139,12 +175,21 @@ def certify_cmd(
             prior_indices=pi,
             bound_indices=bi,
             posterior_epochs=posterior_epochs,
+            prior_epochs=prior_epochs,
+            prior_lr=prior_lr,
+            prior_batch_size=prior_batch_size,
+            prior_momentum=prior_momentum,
+            beta=betas if len(betas) > 1 else betas[0],
+            k_union=k_union,
         )
         say(
             f"risk bound {cert.risk_bound:.4f} ({'vacuous' if cert.vacuous else 'non-vacuous'}; "
             f"prob. ≥ {cert.confidence:.3f}); empirical Gibbs risk {cert.empirical_risk:.4f}, "
             f"MC upper {cert.mc_upper:.4f}; KL {cert.kl_nats:.2f} nats; n {cert.n_bound}, m {cert.m}"
         )
+        if cert.k_union > 1:
+            chosen = f"λ {cert.prior_scale:g}" + (f", β {cert.beta:g}" if cert.beta else "")
+            say(f"union bound over K = {cert.k_union} (δ/K each); chosen {chosen}")
         if cert.test_error is not None:
             say(
                 f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "

@@ -6,6 +6,11 @@
   ``.md`` to ``--out`` (default ``docs/results``) and prints the table. ``--quick`` runs a reduced
   version on the bundled digits in seconds (its own defaults, :data:`~weightinfo.experiments.
   random_labels.QUICK`; explicit options still override them).
+* ``weightinfo reproduce certificates``: the PAC-Bayes risk certificates of
+  ``docs/results/certificates.md`` (:mod:`weightinfo.experiments.certificates`): Fashion-MNIST (PBB
+  protocol, information-posterior grid and optimised posterior), binary MNIST (Dziugaite & Roy style),
+  digits; ``--which`` picks one (default all). Writes ``certificates_<name>.json``, ``.png`` and ``.md``
+  to ``--out`` and prints the certificates. ``--quick`` runs tiny settings (digits in seconds).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ def _csv(values) -> str:
 
 
 _D, _Q = RL_DEFAULTS, RL_QUICK
+# The keys of weightinfo.experiments.certificates.RUNS (not imported here: it loads torch).
+CERT_RUNS = ("fashion", "binary-mnist", "digits")
 
 
 @app.command("random-labels")
@@ -201,3 +208,54 @@ def random_labels_cmd(
         ok = result["ordering"][m]["iw_strictly_increasing"]
         say(f"{m}: IW {'rises strictly' if ok else 'does NOT rise strictly'} with the fraction")
     say(f"computed in {result['time_s']:.1f} s; wrote {', '.join(result['files'])}")
+
+
+@app.command("certificates")
+def certificates_cmd(
+    which: Annotated[
+        str,
+        typer.Option(
+            "--which", "-w", help=f"Experiment: {', '.join(CERT_RUNS)} or all (in that order)."
+        ),
+    ] = "all",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for certificates_<name>.json/.png/.md.")
+    ] = Path("docs/results"),
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Tiny settings (smoke test; digits runs in seconds)."),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Split, initial weights, data order, MC draws.")] = 0,
+    prior_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--prior-cache",
+            help="File keeping the trained prior mean between runs (Fashion-MNIST, digits); reused "
+            "only if it holds the very same prior settings.",
+        ),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """PAC-Bayes risk certificates: Fashion-MNIST (PBB), binary MNIST (D&R style), digits."""
+    from ..experiments._certificates_report import table
+    from ..experiments.certificates import RUNS
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        if which not in (*CERT_RUNS, "all"):
+            raise ValueError(f"--which must be one of {', '.join(CERT_RUNS)}, all; got {which!r}")
+        names = list(CERT_RUNS) if which == "all" else [which]
+        results = {}
+        for name in names:
+            kw = {} if name == "binary-mnist" else {"prior_cache": prior_cache}
+            results[name] = RUNS[name](
+                out, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), **kw
+            )
+    for line in table(results):
+        say(line)
+    for name, res in results.items():
+        b = res["best"]
+        say(
+            f"{name}: best certificate {b['risk_bound']:.4f} ({b['posterior']}, K = {b['k_union']}), "
+            f"{res['total_wall_s']:.0f} s; wrote {', '.join(res.get('files', []))}"
+        )
