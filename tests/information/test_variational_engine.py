@@ -115,6 +115,8 @@ def test_stops_inside_an_epoch_and_reruns_identically(tmp_path):
     ex = a.extra
     assert ex["converged"] and ex["stop_reason"] == "tol" and ex["check_every"] == 15
     assert ex["steps"] % 15 == 0 and len(ex["checks"]) == ex["steps"] // 15
+    mean_terms = {round(c["kl_nats"] - c["kl_variance_nats"], 6) for c in ex["checks"]}
+    assert len(mean_terms) == 1 and mean_terms.pop() > 0  # fixed λ: the mean term does not move
     b = variational_information(m, data, state_path=path, **kw)  # resumes from the last full epoch
     assert b.nats == a.nats and b.extra["steps"] == a.extra["steps"]
     assert b.expected_loss == a.expected_loss and b.extra["checks"] == a.extra["checks"]

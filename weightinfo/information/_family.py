@@ -87,6 +87,11 @@ class Family:
             total += 0.5 * ((s2 + self.d2sum[n]) * math.exp(-ll) - c + c * ll - slv)
         return total
 
+    def mean_term(self) -> float:
+        """½ Σ (w − w0)²/λ² in nats: the part of the KL that the variances do not change."""
+        lam2 = self.lam2()
+        return sum(0.5 * self.d2sum[n] / lam2[self.layer[n]] for n in self.logvar)
+
     @torch.no_grad()
     def add_kl_grad(self, var_lv, scale: float) -> None:
         """Add ``scale`` · ∂KL/∂(log σ², log λ²) to the ``.grad`` of the state (creating it if missing)."""

@@ -4,14 +4,16 @@ Checks run every ``check_every`` optimiser steps (a fraction of an epoch), not o
 the Fisher-form optimum, the log-variances usually settle within one or two epochs, and a per-epoch rule
 would spend at least two whole epochs to notice. At each check we record
 
-* the closed-form KL(Q‖P) — deterministic given σ², so its change is a clean convergence signal;
+* the closed-form KL(Q‖P) — deterministic given σ², so its change is a clean convergence signal — and, for
+  the record, its σ²-dependent part KL_σ (KL minus the mean term ½Σ(w − w0)²/λ²);
 * the mean and standard error of the minibatch objectives Ĉ_β = L̂ + β·KL since the previous check.
 
 The run has converged when, over the last ``patience`` intervals between checks,
 
     |ΔKL| ≤ tol · max(KL, 1 nat)    and    |ΔĈ_β| ≤ max(tol · max(1, |Ĉ_β|), 2·√(se₁² + se₀²)),
 
-i.e. the information has stopped moving and the objective has stopped moving beyond its Monte Carlo noise
+i.e. the information (the reported IW, to a relative ``tol``) has stopped moving and the objective has
+stopped moving beyond its Monte Carlo noise
 (a rule on Ĉ_β alone stops at random: one noise draw per step gives Ĉ_β a spread many times any useful
 ``tol``). ``tol = 0`` never stops early.
 
@@ -43,8 +45,13 @@ class Monitor:
         self._recent_n = 0
         self._epoch_start = 0
 
-    def step(self, objective: float, loss: float, kl: float, n: int) -> bool:
-        """Record one optimiser step; True when a check ran and the run has converged."""
+    def step(
+        self, objective: float, loss: float, kl: float, n: int, kl_var: float | None = None
+    ) -> bool:
+        """Record one optimiser step; True when a check ran and the run has converged.
+
+        ``kl_var``: the part of KL that depends on σ² (KL minus the mean term ½Σ(w − w0)²/λ²), recorded at
+        the checks."""
         self.steps += 1
         self.samples += n
         self._win.append((objective, n))
@@ -54,20 +61,20 @@ class Monitor:
             while self._recent_n - self._recent[0][1] >= self.epoch_samples:
                 self._recent_n -= self._recent.popleft()[1]
         if self.check_every and self.steps % self.check_every == 0:
-            self.check(kl)
+            self.check(kl, kl_var)
             return self.converged()
         return False
 
-    def end_epoch(self, kl: float) -> None:
+    def end_epoch(self, kl: float, kl_var: float | None = None) -> None:
         """At the end of a complete epoch: learn its size; check here when there is no step cadence."""
         if self.epoch_samples is None:
             self.epoch_samples = self.samples - self._epoch_start
             self.epoch_steps = self.steps
         self._epoch_start = self.samples
         if not self.check_every:
-            self.check(kl)
+            self.check(kl, kl_var)
 
-    def check(self, kl: float) -> None:
+    def check(self, kl: float, kl_var: float | None = None) -> None:
         if not self._win:
             return
         mean, se = _mean_se(self._win)
@@ -76,6 +83,7 @@ class Monitor:
                 "step": self.steps,
                 "samples": self.samples,
                 "kl_nats": kl,
+                "kl_variance_nats": kl if kl_var is None else kl_var,
                 "objective": mean,
                 "objective_stderr": se,
             }
