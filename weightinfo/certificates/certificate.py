@@ -70,6 +70,8 @@ class Certificate:
     k_union: int = 1
     mc_screen: int | None = None
     grid: list = field(default_factory=list)
+    learned_prior_scale: float | None = None
+    posterior_options: dict | None = None
 
     @property
     def confidence(self) -> float:
@@ -174,6 +176,12 @@ def certify(
     batch_size: int = 128,
     beta: float | list[float] = 1e-3,
     majority_votes: int = 32,
+    surrogate: str = "bounded_ce",
+    posterior_sigma_init: str = "prior",
+    posterior_sigma_factor: float = 1.0,
+    posterior_optimizer: str = "adam",
+    posterior_lr_drop_epoch: int | None = None,
+    learn_prior_scale: bool = False,
 ) -> Certificate:
     """PAC-Bayes risk certificate of ``model``'s architecture on ``bound_data`` (bounds.md §1, §3.2).
 
@@ -198,6 +206,14 @@ def certify(
         choice made from one call's numbers must be certified in another call with another ``mc_seed``.
     mc : ``"standard"`` (m networks on the whole bound set) or ``"per_example"`` (a draw per example and
         repetition, N = m·n; Linear layers only). loss : only ``"zero_one"`` is certified.
+    surrogate, posterior_sigma_init, posterior_sigma_factor, posterior_optimizer, posterior_lr_drop_epoch :
+        options of the optimised posterior (:func:`posterior_fit.fit_posterior`): the training surrogate
+        (``"bounded_ce"``, ``"logistic"``), σ at start (``"prior"``: σ = λ; ``"abs_w"``: σ = factor·|μ|,
+        Dziugaite & Roy), Adam or RMSprop, and the epoch after which the learning rate drops ×0.1.
+    learn_prior_scale : Dziugaite & Roy's learnt λ. One posterior is trained with λ at its closed-form
+        optimum (:func:`posterior_fit.optimal_prior_scale`); the grid ``prior_scale`` is the set of
+        admissible λ (all of it counts in K, since which point is used depends on the data), and the two grid
+        points bracketing the learnt λ are screened, the better one certified.
     """
     t0 = time.perf_counter()
     _check_choice("prior", prior, PRIORS)
@@ -206,6 +222,11 @@ def certify(
     _check_choice("mc", mc, MC_ESTIMATORS)
     _check_choice("posterior_init", posterior_init, POSTERIOR_INITS)
     _check_choice("loss", loss, ("zero_one",))
+    _check_choice("surrogate", surrogate, pf.SURROGATES)
+    _check_choice("posterior_sigma_init", posterior_sigma_init, pf.SIGMA_INITS)
+    _check_choice("posterior_optimizer", posterior_optimizer, pf.OPTIMIZERS)
+    if learn_prior_scale and posterior != "optimize":
+        raise ValueError("learn_prior_scale applies to posterior='optimize' only")
     for name, d in (("delta", delta), ("delta_mc", delta_mc)):
         if not (isinstance(d, (int, float)) and 0 < d < 1):
             raise ValueError(f"{name} must be in (0, 1), got {d!r}")
@@ -281,7 +302,25 @@ def certify(
         lr=posterior_lr,
         batch_size=batch_size,
         seed=seed,
+        fit_options=dict(
+            surrogate=surrogate,
+            sigma_init=posterior_sigma_init,
+            sigma_init_factor=float(posterior_sigma_factor),
+            optimizer=posterior_optimizer,
+            lr_drop_epoch=posterior_lr_drop_epoch,
+        ),
+        learn_prior_scale=bool(learn_prior_scale),
     )
+    learned = None
+    if learn_prior_scale:
+        # One fit; the grid points bracketing the learnt λ are the only ones screened (all are paid for).
+        _, _, mean, var = next(candidates)
+        learned = pf.optimal_prior_scale(mean, var, w0)
+        below = [lam for lam in grid if lam <= learned]
+        above = [lam for lam in grid if lam >= learned]
+        near = sorted(({max(below)} if below else set()) | ({min(above)} if above else set()))
+        candidates = [(lam, None, mean, var) for lam in near]
+        points = [(lam, None) for lam in near]
     screened, best, best_score = [], None, math.inf
     for j, (lam, b, mean, var) in enumerate(candidates):
         kl = _kl(mean, var, w0, lam)
@@ -337,6 +376,19 @@ def certify(
         k_union=k_union,
         mc_screen=m_screen if len(points) > 1 else None,
         grid=screened,
+        learned_prior_scale=learned,
+        posterior_options=None
+        if posterior != "optimize"
+        else dict(
+            surrogate=surrogate,
+            sigma_init=posterior_sigma_init,
+            sigma_factor=float(posterior_sigma_factor),
+            optimizer=posterior_optimizer,
+            lr=float(posterior_lr),
+            epochs=int(posterior_epochs),
+            lr_drop_epoch=posterior_lr_drop_epoch,
+            learn_prior_scale=bool(learn_prior_scale),
+        ),
     )
 
 
@@ -356,7 +408,7 @@ def _posteriors(model, kind, data, w0, points, **kw):
     """Yield ``(λ, β, mean, var)`` for every grid point (one curvature per call for the information
     posterior: Σ* = β(F + β/λ² I)⁻¹ for each (λ, β) from the same Fisher diagonal F)."""
     if kind == "optimize":
-        for lam, b in points:
+        for lam, b in points[:1] if kw["learn_prior_scale"] else points:
             start = w0 if kw["init"] == "prior" else pf.param_means(model)
             mean, var = pf.fit_posterior(
                 model,
@@ -371,6 +423,9 @@ def _posteriors(model, kind, data, w0, points, **kw):
                 lr=kw["lr"],
                 batch_size=kw["batch_size"],
                 seed=kw["seed"],
+                learn_prior_scale=kw["learn_prior_scale"],
+                prior_scale_range=(min(lam for lam, _ in points), max(lam for lam, _ in points)),
+                **kw["fit_options"],
             )
             yield lam, b, mean, var
         return

@@ -3,10 +3,13 @@
 * :func:`train_prior_mean`: the data-dependent prior mean — a copy of the model, re-initialised (``init_state``
   or the layers' own ``reset_parameters`` under the seed, never the given trained weights, which may have seen
   the bound set), trained by ERM (cross-entropy, SGD) on the prior set only.
-* :func:`fit_posterior`: Q = N(μ, diag σ²) with μ and ρ = ln σ trained by Adam on a PAC-Bayes objective
-  (``fquad``, ``flambda``, ``fclassic``) of the **bounded** cross-entropy, KL(Q‖P) in closed form and n the
+* :func:`fit_posterior`: Q = N(μ, diag σ²) with μ and ρ = ln σ trained by Adam (or RMSprop) on a PAC-Bayes
+  objective (``fquad``, ``flambda``, ``fclassic``) of a surrogate of the 0-1 loss — PBB's **bounded**
+  cross-entropy (default) or Dziugaite & Roy's logistic loss / ln 2 — with KL(Q‖P) in closed form and n the
   size of the bound set. Linear layers on 2-D input use the local reparameterisation (exact), other
-  parameters one weight draw per batch.
+  parameters one weight draw per batch. Options for the Dziugaite & Roy (2017) recipe (bounds.md §2.2):
+  σ initialised at a multiple of |μ_init| (``sigma_init="abs_w"``), and the prior scale λ set at every step
+  to its closed-form optimum (``learn_prior_scale``; the caller then rounds it onto a grid it pays for).
 """
 
 from __future__ import annotations
@@ -22,6 +25,65 @@ from ..posterior.sampling import find_local_reparam_modules, local_reparam_forwa
 from .risk import P_MIN, bounded_ce
 
 OBJECTIVES = ("fquad", "flambda", "fclassic")
+SURROGATES = ("bounded_ce", "logistic")
+SIGMA_INITS = ("prior", "abs_w")
+OPTIMIZERS = ("adam", "rmsprop")
+#: Smallest initial σ of ``sigma_init="abs_w"`` (|w| is 0 for zero-initialised biases; ln σ must be finite).
+SIGMA_FLOOR = 1e-4
+
+
+def logistic_surrogate(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean of the logistic loss in bits, log₂(1 + Σ_{k≠y} exp(z_k − z_y)) = CE / ln 2.
+
+    For two classes this is log₂(1 + exp(−m)) with the margin m = z_y − z_other: Dziugaite & Roy's
+    ``logistic_loss`` divided by ln 2 (bounds.md §1.1, §2.2). It equals 1 at m = 0 and upper-bounds the 0-1
+    loss (a misclassified example has p_y ≤ 1/2, so −log₂ p_y ≥ 1), tends to 0 for large margins and is
+    **unbounded above** (as in D&R): a training surrogate only, the certificate is on the 0-1 loss.
+    """
+    return torch.nn.functional.cross_entropy(z, y.long()) / math.log(2.0)
+
+
+def surrogate_loss(
+    name: str, z: torch.Tensor, y: torch.Tensor, p_min: float = P_MIN
+) -> torch.Tensor:
+    """The training surrogate ``name`` (``SURROGATES``) of the 0-1 loss, averaged over the batch."""
+    if name == "bounded_ce":
+        return bounded_ce(z, y, p_min)
+    if name == "logistic":
+        return logistic_surrogate(z, y)
+    raise ValueError(f"surrogate must be one of {SURROGATES}, got {name!r}")
+
+
+def init_sigma(
+    init_mean: dict[str, torch.Tensor],
+    prior_scale: float,
+    mode: str = "prior",
+    factor: float = 1.0,
+    floor: float = SIGMA_FLOOR,
+) -> dict[str, torch.Tensor]:
+    """Initial posterior standard deviations: σ = λ (``"prior"``, PBB) or σ = max(factor·|μ_init|, floor)
+    elementwise (``"abs_w"``; Dziugaite & Roy 2017 start from the SGD solution w with std 2|w|,
+    ``log_post_std_init = log(2|w|)``, bounds.md §2.2)."""
+    if mode == "prior":
+        return {k: torch.full_like(v, float(prior_scale)) for k, v in init_mean.items()}
+    if mode == "abs_w":
+        return {k: (float(factor) * v.abs()).clamp_min(float(floor)) for k, v in init_mean.items()}
+    raise ValueError(f"sigma_init must be one of {SIGMA_INITS}, got {mode!r}")
+
+
+def optimal_prior_scale(mean, var, prior_mean) -> float:
+    """λ minimising KL(N(μ, diag σ²) ‖ N(w0, λ² I)) over λ: λ² = (1/d) Σᵢ (σᵢ² + (μᵢ − w0ᵢ)²).
+
+    (∂KL/∂λ² = Σᵢ [1/λ² − (σᵢ² + (μᵢ − w0ᵢ)²)/λ⁴] / 2 = 0.) Dziugaite & Roy train λ by gradient descent
+    together with (μ, σ) and then round it onto the grid λ = c·exp(−j/b); their 2 ln j term is ignored here
+    (it moves the optimum by O(1/d)).
+    """
+    total, d = 0.0, 0
+    for k, mu in mean.items():
+        diff = mu.double() - prior_mean[k].double()
+        total += float((var[k].double() + diff * diff).sum())
+        d += mu.numel()
+    return math.sqrt(total / d)
 
 
 def param_means(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -112,27 +174,67 @@ def fit_posterior(
     batch_size: int = 128,
     seed: int = 0,
     p_min: float = P_MIN,
+    surrogate: str = "bounded_ce",
+    sigma_init: str = "prior",
+    sigma_init_factor: float = 1.0,
+    optimizer: str = "adam",
+    learn_prior_scale: bool = False,
+    prior_scale_range: tuple[float, float] | None = None,
+    lr_drop_epoch: int | None = None,
+    lr_drop_factor: float = 0.1,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Train μ (from ``init_mean``) and ρ = ln σ (from ln ``prior_scale``); returns ``(mean, var)``."""
+    """Train μ (from ``init_mean``) and ρ = ln σ (from :func:`init_sigma`); returns ``(mean, var)``.
+
+    surrogate : ``"bounded_ce"`` (PBB, with ``p_min``) or ``"logistic"`` (D&R, :func:`logistic_surrogate`).
+    sigma_init, sigma_init_factor : σ = ``prior_scale`` or max(factor·|μ_init|, ``SIGMA_FLOOR``).
+    optimizer : ``"adam"`` or ``"rmsprop"`` (D&R: RMSprop, lr 1e-3, ×0.1 after 250 of 1000 epochs; here
+        ``lr_drop_epoch`` / ``lr_drop_factor``).
+    learn_prior_scale : use, at every step, the KL at λ = :func:`optimal_prior_scale` of the current (μ, σ)
+        (detached: by the envelope theorem its gradient through λ vanishes) instead of ``prior_scale``. The
+        bound is then valid only for a λ the caller pays for (a fixed grid in a union bound), and
+        ``prior_scale_range`` = (lo, hi) clamps it to the range of that grid.
+    """
     if objective_name not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective_name!r}")
+    for name, value, choices in (
+        ("surrogate", surrogate, SURROGATES),
+        ("sigma_init", sigma_init, SIGMA_INITS),
+        ("optimizer", optimizer, OPTIMIZERS),
+    ):
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     x, y = data
     mu = {k: v.detach().clone().float().requires_grad_(True) for k, v in init_mean.items()}
-    rho = {k: torch.full_like(v, math.log(prior_scale), requires_grad=True) for k, v in mu.items()}
+    sigma0 = init_sigma(mu, prior_scale, sigma_init, sigma_init_factor)
+    rho = {k: s.detach().log().requires_grad_(True) for k, s in sigma0.items()}
     modules = find_local_reparam_modules(model, x[:2], mode="exact", names=list(mu))
-    opt = torch.optim.Adam([*mu.values(), *rho.values()], lr=lr)
+    params = [*mu.values(), *rho.values()]
+    opt = (
+        torch.optim.Adam(params, lr=lr)
+        if optimizer == "adam"
+        else torch.optim.RMSprop(params, lr=lr)
+    )
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.Generator().manual_seed(int(seed) + 1)
     prior_var = float(prior_scale) ** 2
     n = x.shape[0]
     model.eval()
-    for _ in range(int(epochs)):
+    for epoch in range(int(epochs)):
+        if lr_drop_epoch is not None and epoch == int(lr_drop_epoch):
+            for g in opt.param_groups:
+                g["lr"] = lr * lr_drop_factor
         perm = torch.randperm(n, generator=gen)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             var = {k: torch.exp(2 * r) for k, r in rho.items()}
             z = local_reparam_forward(model, x[idx], mu, var, noise, modules=modules)
-            loss = bounded_ce(z, y[idx], p_min)
+            loss = surrogate_loss(surrogate, z, y[idx], p_min)
+            if learn_prior_scale:
+                with torch.no_grad():
+                    lam = optimal_prior_scale(mu, var, prior_mean)
+                    if prior_scale_range is not None:
+                        lam = min(max(lam, prior_scale_range[0]), prior_scale_range[1])
+                    prior_var = lam**2
             kl = kl_gaussian(mu, var, prior_mean, prior_var)
             f = objective(objective_name, loss, kl, n_bound, delta)
             opt.zero_grad()
