@@ -317,17 +317,12 @@ def _fisher_curve(model, data, betas, precomputed, common, kw):
         prior_mean=prior_mean,
         init_state=common["init_state"],
     )
-    if curvature == "hessian" and structure == "kfac":
-        raise ValueError(
-            "curvature='hessian' has no KFAC structure; use structure='diag', 'filter' or 'full', "
-            "or curvature='fisher'/'ggn' with structure='kfac'"
-        )
-    train_loss, n = estimate._mean_loss(model, None, data, lossfn, batch_size)
     if precomputed is None:
-        curv = estimate._curvature(
-            model, data, curvature, structure, loss, seed, batch_size, progress
+        curv, train_loss, n = estimate.curvature_and_loss(
+            model, data, curvature, structure, lossfn, seed, batch_size, progress
         )
-    else:
+    else:  # its mean_loss may be of other data: L_D by a forward pass, which also gives N to check
+        train_loss, n = estimate._mean_loss(model, None, data, lossfn, batch_size)
         curv = precomputed
         _check_precomputed(curv, curvature, structure, lossfn.name, n)
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}

@@ -170,29 +170,11 @@ def information(
             f"unexpected argument(s) {sorted(variational_kwargs)} for method='fisher' "
             "(only method='variational' takes extra options)"
         )
-    if curvature == "hessian" and structure == "kfac":
-        raise ValueError(
-            "curvature='hessian' has no KFAC structure; use structure='diag', 'filter' or 'full', "
-            "or curvature='fisher'/'ggn' with structure='kfac'"
-        )
-    if curvature == "hessian" and curvature_kind != "exact":
-        raise ValueError(
-            "curvature_kind='mc' applies to curvature='fisher' or 'ggn', not 'hessian'"
-        )
-    curv_data, rest = data, None
-    if curvature_samples is not None:
-        curv_data, rest, _ = split_for_curvature(data, curvature_samples, seed)
-    curv = _curvature(
-        model, curv_data, curvature, structure, loss, seed, batch_size, progress, curvature_kind
-    )
+    curv, train_loss, n = curvature_and_loss(
+        model, data, curvature, structure, lossfn, seed, batch_size, progress,
+        kind=curvature_kind, samples=curvature_samples,
+    )  # fmt: skip
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}
-    if curv.mean_loss is not None:  # the curvature pass saw those outputs already
-        train_loss, n = curv.mean_loss, curv.n_samples
-    else:
-        train_loss, n = _mean_loss(model, None, curv_data, lossfn, batch_size)
-    if rest is not None:  # L_D over all the data: add the samples the curvature did not see
-        rest_loss, n_rest = _mean_loss(model, None, rest, lossfn, batch_size)
-        train_loss, n = (train_loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
 
     def optimum(p):
         return gaussian_optimum(
@@ -325,6 +307,49 @@ def _variational(model, data, **kwargs) -> InformationResult:
             "use method='fisher'"
         ) from e
     return variational_information(model, data, **kwargs)
+
+
+def curvature_and_loss(
+    model,
+    data,
+    curvature,
+    structure,
+    lossfn,
+    seed,
+    batch_size,
+    progress,
+    kind="exact",
+    samples=None,
+):
+    """The curvature (on all of ``data`` or a subset of ``samples``) and L_D(w*) over all of ``data``.
+
+    L_D comes from the curvature pass's own outputs where it has them (``Curvature.mean_loss``), plus a
+    forward pass over the samples it did not see; otherwise from one forward pass. Returns
+    ``(curvature, L_D, N)``.
+    """
+    if curvature == "hessian" and structure == "kfac":
+        raise ValueError(
+            "curvature='hessian' has no KFAC structure; use structure='diag', 'filter' or 'full', "
+            "or curvature='fisher'/'ggn' with structure='kfac'"
+        )
+    if curvature == "hessian" and kind != "exact":
+        raise ValueError(
+            "curvature_kind='mc' applies to curvature='fisher' or 'ggn', not 'hessian'"
+        )
+    curv_data, rest = data, None
+    if samples is not None:
+        curv_data, rest, _ = split_for_curvature(data, samples, seed)
+    curv = _curvature(
+        model, curv_data, curvature, structure, lossfn.name, seed, batch_size, progress, kind
+    )
+    if curv.mean_loss is not None:  # the curvature pass saw those outputs already
+        train_loss, n = curv.mean_loss, curv.n_samples
+    else:
+        train_loss, n = _mean_loss(model, None, curv_data, lossfn, batch_size)
+    if rest is not None:  # L_D over all the data: add the samples the curvature did not see
+        rest_loss, n_rest = _mean_loss(model, None, rest, lossfn, batch_size)
+        train_loss, n = (train_loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
+    return curv, train_loss, n
 
 
 def _curvature(model, data, curvature, structure, loss, seed, batch_size, progress, kind="exact"):
