@@ -48,13 +48,28 @@ def main(argv=None) -> None:
     torch.manual_seed(a.seed)
     model = build_model("mlp", ds.input_shape, ds.n_classes, widths=tuple(a.widths), dropout=0.2)
     t = time.perf_counter()
-    w0 = pf.train_prior_mean(model, (ds.x_train[pi], ds.y_train[pi]), epochs=a.prior_epochs,
-                             lr=0.05, batch_size=128, seed=a.seed)
+    w0 = pf.train_prior_mean(
+        model,
+        (ds.x_train[pi], ds.y_train[pi]),
+        epochs=a.prior_epochs,
+        lr=0.05,
+        batch_size=128,
+        seed=a.seed,
+    )
     xb, yb = ds.x_train[bi], ds.y_train[bi]
-    mean, var = pf.fit_posterior(model.eval(), (xb, yb), prior_mean=w0,
-                                 prior_scale=0.03, init_mean=w0, objective_name="fquad",
-                                 n_bound=len(bi), delta=0.025, epochs=a.posterior_epochs,
-                                 batch_size=250, seed=a.seed)
+    mean, var = pf.fit_posterior(
+        model.eval(),
+        (xb, yb),
+        prior_mean=w0,
+        prior_scale=0.03,
+        init_mean=w0,
+        objective_name="fquad",
+        n_bound=len(bi),
+        delta=0.025,
+        epochs=a.posterior_epochs,
+        batch_size=250,
+        seed=a.seed,
+    )
     std = {k: v.sqrt() for k, v in var.items()}
     print(f"posterior trained in {time.perf_counter() - t:.0f}s; n = {len(bi)}", flush=True)
     n = len(bi)
@@ -68,16 +83,29 @@ def main(argv=None) -> None:
             else:
                 emp, _ = R.gibbs_error_per_example(model, xb, yb, mean, var, m, gen)
             dt = time.perf_counter() - t
-            u = bounds.certificate(emp, 0.0, n, m, 0.025, a.delta_mc,
-                                   per_example=kind == "per_example").mc_upper
-            rows.append(dict(estimator=kind, m=m, draws=m if kind == "standard" else m * n,
-                             forward_passes=m, emp=emp, mc_upper=u, mc_gap=u - emp, wall_s=dt))
+            u = bounds.certificate(
+                emp, 0.0, n, m, 0.025, a.delta_mc, per_example=kind == "per_example"
+            ).mc_upper
+            rows.append(
+                dict(
+                    estimator=kind,
+                    m=m,
+                    draws=m if kind == "standard" else m * n,
+                    forward_passes=m,
+                    emp=emp,
+                    mc_upper=u,
+                    mc_gap=u - emp,
+                    wall_s=dt,
+                )
+            )
             print(json.dumps(rows[-1]), flush=True)
     print("| estimator | m | weight draws | L̂ | û | MC gap û − L̂ | wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['estimator']} | {r['m']} | {r['draws']:,} | {r['emp']:.4f} | {r['mc_upper']:.4f} "
-              f"| {r['mc_gap']:.4f} | {r['wall_s']:.1f} |")
+        print(
+            f"| {r['estimator']} | {r['m']} | {r['draws']:,} | {r['emp']:.4f} | {r['mc_upper']:.4f} "
+            f"| {r['mc_gap']:.4f} | {r['wall_s']:.1f} |"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "n": n, "rows": rows}, f, indent=1)

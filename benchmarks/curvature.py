@@ -50,6 +50,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _machine import cpu_model, loadavg  # noqa: E402  (this folder is on sys.path)
+
 import weightinfo  # noqa: E402
 from weightinfo.models import build_model  # noqa: E402
 
@@ -57,23 +59,6 @@ BATCH = 256
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def best_of(fn, repeats: int):
     """Min wall-clock seconds over ``repeats`` calls of ``fn``, and the last result."""
     best, out = math.inf, None
@@ -91,7 +76,9 @@ def batches(X, Y, bs=BATCH):
 
 def max_rel_diff(a: dict, b: dict) -> float:
     """max over parameters of max|a − b| / max|b|."""
-    return max(float((a[n].double() - b[n].double()).abs().max() / b[n].double().abs().max()) for n in b)
+    return max(
+        float((a[n].double() - b[n].double()).abs().max() / b[n].double().abs().max()) for n in b
+    )
 
 
 def as_sequential(name: str, model: nn.Module) -> tuple[nn.Sequential, dict]:
@@ -125,14 +112,18 @@ def grad_pass(model, data):
 
 
 def ours(model, X, Y, kind):
-    return weightinfo.fisher(model, (X, Y), kind=kind, structure="diag", seed=0, batch_size=BATCH).diag
+    return weightinfo.fisher(
+        model, (X, Y), kind=kind, structure="diag", seed=0, batch_size=BATCH
+    ).diag
 
 
 def backpack_diag(seq, lossfn, pmap, data, kind):
     from backpack import backpack
     from backpack.extensions import DiagGGNExact, DiagGGNMC
 
-    ext, attr = (DiagGGNExact(), "diag_ggn_exact") if kind == "exact" else (DiagGGNMC(1), "diag_ggn_mc")
+    ext, attr = (
+        (DiagGGNExact(), "diag_ggn_exact") if kind == "exact" else (DiagGGNMC(1), "diag_ggn_mc")
+    )
     n_total = sum(x.shape[0] for x, _ in data)
     sums = {n: torch.zeros(p.shape, dtype=torch.float64) for n, p in seq.named_parameters()}
     torch.manual_seed(0)  # DiagGGNMC draws from the global RNG
@@ -176,7 +167,12 @@ def curvlinops_columns(model, data, n_total, columns: int, seed: int = 0):
 
     params = [p for p in model.parameters() if p.requires_grad]
     G = GGNLinearOperator(
-        model, nn.CrossEntropyLoss(reduction="mean"), params, data, check_deterministic=False, num_data=n_total
+        model,
+        nn.CrossEntropyLoss(reduction="mean"),
+        params,
+        data,
+        check_deterministic=False,
+        num_data=n_total,
     )
     P = sum(p.numel() for p in params)
     idx = torch.randperm(P, generator=torch.Generator().manual_seed(seed))[:columns]
@@ -223,7 +219,9 @@ def run_small_model(name, X, Y, args, rows, checks):
     m_grad, m_ours = copy.deepcopy(base), copy.deepcopy(base)
     seq, pmap = as_sequential(name, base)
     with torch.no_grad():
-        assert torch.allclose(seq(X[:64]), base(X[:64]), atol=1e-6), "Sequential copy differs from the model"
+        assert torch.allclose(seq(X[:64]), base(X[:64]), atol=1e-6), (
+            "Sequential copy differs from the model"
+        )
     from backpack import extend
 
     seq = extend(seq)
@@ -231,15 +229,36 @@ def run_small_model(name, X, Y, args, rows, checks):
     best = timed_rounds(
         short,
         [
-            ("grad", "one gradient pass", lambda: grad_pass(m_grad, data), lambda: grad_pass(m_grad, warm)),
-            ("oe", "ours diag exact", lambda: ours(m_ours, X, Y, "exact"), lambda: ours(m_ours, Xw, Yw, "exact")),
-            ("om", "ours diag MC (1 label)", lambda: ours(m_ours, X, Y, "mc"), lambda: ours(m_ours, Xw, Yw, "mc")),
-            ("be", "BackPACK DiagGGNExact",
-             lambda: backpack_diag(seq, bp_loss, pmap, data, "exact"),
-             lambda: backpack_diag(seq, bp_loss, pmap, warm, "exact")),
-            ("bm", "BackPACK DiagGGNMC (1 label)",
-             lambda: backpack_diag(seq, bp_loss, pmap, data, "mc"),
-             lambda: backpack_diag(seq, bp_loss, pmap, warm, "mc")),
+            (
+                "grad",
+                "one gradient pass",
+                lambda: grad_pass(m_grad, data),
+                lambda: grad_pass(m_grad, warm),
+            ),
+            (
+                "oe",
+                "ours diag exact",
+                lambda: ours(m_ours, X, Y, "exact"),
+                lambda: ours(m_ours, Xw, Yw, "exact"),
+            ),
+            (
+                "om",
+                "ours diag MC (1 label)",
+                lambda: ours(m_ours, X, Y, "mc"),
+                lambda: ours(m_ours, Xw, Yw, "mc"),
+            ),
+            (
+                "be",
+                "BackPACK DiagGGNExact",
+                lambda: backpack_diag(seq, bp_loss, pmap, data, "exact"),
+                lambda: backpack_diag(seq, bp_loss, pmap, warm, "exact"),
+            ),
+            (
+                "bm",
+                "BackPACK DiagGGNMC (1 label)",
+                lambda: backpack_diag(seq, bp_loss, pmap, data, "mc"),
+                lambda: backpack_diag(seq, bp_loss, pmap, warm, "mc"),
+            ),
         ],  # fmt: skip
         repeats,
     )
@@ -252,10 +271,15 @@ def run_small_model(name, X, Y, args, rows, checks):
     k = args.curvlinops_columns
     curvlinops_columns(m_cl, warm[:1], 32, 2)
     t_c, (idx, dvals) = best_of(lambda: curvlinops_columns(m_cl, data_c, n_c, k), 1)
-    print(f"  {short:<12} once       curvlinops GGN, {k} columns, {n_c} images {t_c:8.2f} s", flush=True)
+    print(
+        f"  {short:<12} once       curvlinops GGN, {k} columns, {n_c} images {t_c:8.2f} s",
+        flush=True,
+    )
     t_cl = t_c * (P / k) * (N / n_c)
     # Checks: the table compares equal work.
-    checks.append(f"{label}: ours exact vs BackPACK DiagGGNExact, max rel diff {max_rel_diff(res['oe'], res['be']):.2e}")
+    checks.append(
+        f"{label}: ours exact vs BackPACK DiagGGNExact, max rel diff {max_rel_diff(res['oe'], res['be']):.2e}"
+    )
     checks.append(
         f"{label}: ours MC vs BackPACK DiagGGNMC (seed 0; CPU draws coincide), max rel diff "
         f"{max_rel_diff(res['om'], res['bm']):.2e}"
@@ -263,13 +287,17 @@ def run_small_model(name, X, Y, args, rows, checks):
     if n_c == N:
         flat = torch.cat([res["oe"][n].reshape(-1) for n, _ in base.named_parameters()])
         rel = float((flat[idx] - dvals.double()).abs().max() / flat[idx].abs().max())
-        checks.append(f"{label}: curvlinops diagonal entries ({k} sampled) vs ours exact, max rel diff {rel:.2e}")
+        checks.append(
+            f"{label}: curvlinops diagonal entries ({k} sampled) vs ours exact, max rel diff {rel:.2e}"
+        )
     t_nv = None
     if not args.skip_naive:
         m_nv = copy.deepcopy(base)
         naive_func(m_nv, warm)  # warm-up; the naive path is timed once (slow)
         t_nv, res["nv"] = best_of(lambda: naive_func(m_nv, data), 1)
-        print(f"  {short:<12} once       torch.func vmap(grad) (MC labels) {t_nv:8.2f} s", flush=True)
+        print(
+            f"  {short:<12} once       torch.func vmap(grad) (MC labels) {t_nv:8.2f} s", flush=True
+        )
         checks.append(
             f"{label}: naive vmap(grad) vs ours MC (same draws), max rel diff {max_rel_diff(res['nv'], res['om']):.2e}"
         )
@@ -302,12 +330,27 @@ def run_resnet(X, Y, args, rows, checks):
     repeats = args.repeats or 1
     m_grad, m_ours = copy.deepcopy(base), copy.deepcopy(base)
     methods = [
-        ("grad", "one gradient pass", lambda: grad_pass(m_grad, data), lambda: grad_pass(m_grad, warm)),
-        ("om", "ours diag MC (1 label)", lambda: ours(m_ours, X, Y, "mc"), lambda: ours(m_ours, X[:8], Y[:8], "mc")),
+        (
+            "grad",
+            "one gradient pass",
+            lambda: grad_pass(m_grad, data),
+            lambda: grad_pass(m_grad, warm),
+        ),
+        (
+            "om",
+            "ours diag MC (1 label)",
+            lambda: ours(m_ours, X, Y, "mc"),
+            lambda: ours(m_ours, X[:8], Y[:8], "mc"),
+        ),
     ]
     if not args.skip_resnet_exact:
         methods.append(
-            ("oe", "ours diag exact", lambda: ours(m_ours, X, Y, "exact"), lambda: ours(m_ours, X[:8], Y[:8], "exact"))
+            (
+                "oe",
+                "ours diag exact",
+                lambda: ours(m_ours, X, Y, "exact"),
+                lambda: ours(m_ours, X[:8], Y[:8], "exact"),
+            )
         )
     best = timed_rounds("ResNet-18", methods, repeats)
     t_grad, t_om = best["grad"][0], best["om"][0]
@@ -320,7 +363,9 @@ def run_resnet(X, Y, args, rows, checks):
     rows.append((label, N, "ours diag exact", f"{t_oe:.3f}", f"{t_oe / t_grad:.2f}", ""))
     tr_mc = sum(float(v.sum()) for v in best["om"][1].values())
     tr_ex = sum(float(v.sum()) for v in best["oe"][1].values())
-    checks.append(f"{label}: trace MC / trace exact = {tr_mc / tr_ex:.3f} (one draw; should be near 1)")
+    checks.append(
+        f"{label}: trace MC / trace exact = {tr_mc / tr_ex:.3f} (one draw; should be near 1)"
+    )
 
 
 def profile(X, Y, n: int, models):
@@ -338,22 +383,40 @@ def profile(X, Y, n: int, models):
             ours(m, X[:32], Y[:32], kind)  # warm-up
             with tprofile(activities=[ProfilerActivity.CPU]) as prof:
                 ours(m, X[:nn_], Y[:nn_], kind)
-            print(f"\n### profile: {name}, ours diag {kind}, {nn_} images (self CPU time, top 15)\n")
+            print(
+                f"\n### profile: {name}, ours diag {kind}, {nn_} images (self CPU time, top 15)\n"
+            )
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n-images", type=int, default=10_000, help="Fashion-MNIST training images (MLP, LeNet)")
-    ap.add_argument("--resnet-images", type=int, default=512, help="images for ResNet-18 (0 to skip)")
+    ap.add_argument(
+        "--n-images", type=int, default=10_000, help="Fashion-MNIST training images (MLP, LeNet)"
+    )
+    ap.add_argument(
+        "--resnet-images", type=int, default=512, help="images for ResNet-18 (0 to skip)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    ap.add_argument("--models", default="mlp,lenet,resnet18", help="comma-separated subset of mlp,lenet,resnet18")
+    ap.add_argument(
+        "--models",
+        default="mlp,lenet,resnet18",
+        help="comma-separated subset of mlp,lenet,resnet18",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="timings are the min over this many interleaved "
                     "rounds (default: 3 for the MLP and LeNet, 1 for ResNet-18)")  # fmt: skip
-    ap.add_argument("--skip-naive", action="store_true", help="leave out torch.func vmap(grad) (slow)")
-    ap.add_argument("--skip-resnet-exact", action="store_true", help="leave out ours exact on ResNet-18")
-    ap.add_argument("--curvlinops-columns", type=int, default=4, help="GGN columns timed for curvlinops")
-    ap.add_argument("--curvlinops-images", type=int, default=10_000, help="images for the curvlinops timing")
+    ap.add_argument(
+        "--skip-naive", action="store_true", help="leave out torch.func vmap(grad) (slow)"
+    )
+    ap.add_argument(
+        "--skip-resnet-exact", action="store_true", help="leave out ours exact on ResNet-18"
+    )
+    ap.add_argument(
+        "--curvlinops-columns", type=int, default=4, help="GGN columns timed for curvlinops"
+    )
+    ap.add_argument(
+        "--curvlinops-images", type=int, default=10_000, help="images for the curvlinops timing"
+    )
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="instead of the table, profile ours on N images of each model")  # fmt: skip
     args = ap.parse_args(argv)
@@ -364,14 +427,18 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
     from importlib.metadata import version
 
-    os.environ.setdefault("WEIGHTINFO_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    os.environ.setdefault(
+        "WEIGHTINFO_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     ds = weightinfo.load_dataset("fashion-mnist")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
     print("# weightinfo curvature benchmark (diagonal Fisher / GGN)")
     print(f"date:     {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"command:  {' '.join(sys.argv)}")
-    print(f"machine:  {cpu_model()}, {os.cpu_count()} logical CPUs, load average at start {loadavg()}")
+    print(
+        f"machine:  {cpu_model()}, {os.cpu_count()} logical CPUs, load average at start {loadavg()}"
+    )
     print(
         f"threads:  torch.get_num_threads() = {torch.get_num_threads()} "
         f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
@@ -402,7 +469,9 @@ def main(argv=None) -> None:
     print("| --- | ---: | --- | ---: | ---: | ---: |")
     for r in rows:
         print("| " + " | ".join(str(c) for c in r) + " |")
-    print("\n≈: extrapolated from a few GGN columns (curvlinops 3.0.1 has no exact-diagonal routine).")
+    print(
+        "\n≈: extrapolated from a few GGN columns (curvlinops 3.0.1 has no exact-diagonal routine)."
+    )
     print("\nchecks (the table compares equal work):")
     for c in checks:
         print(f"- {c}")

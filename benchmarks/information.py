@@ -58,7 +58,6 @@ import datetime
 import gc
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -67,6 +66,8 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _machine import cpu_model, loadavg  # noqa: E402  (this folder is on sys.path)
 
 import weightinfo  # noqa: E402
 from weightinfo.information import estimate as _estimate  # noqa: E402
@@ -80,23 +81,6 @@ EPOCH_SAMPLES = 3  # the (short) training epoch runs this many times per round: 
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def parse_variant(text: str) -> dict:
     """``"lr=0.05,mc_samples=1"`` → ``{"lr": 0.05, "mc_samples": 1}`` (ints, floats, None, else strings)."""
     out = {}
