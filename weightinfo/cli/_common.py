@@ -171,6 +171,14 @@ OptimizerOpt = Annotated[
     Literal["sgd", "adam"] | None, typer.Option(help="Optimizer (default: per dataset).")
 ]
 DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
+# For commands that take --checkpoint or train a model on the fly (model_and_data):
+TrainBatchSizeOpt = Annotated[
+    int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
+]
+TrainSeedOpt = Annotated[int, typer.Option(help="Training seed (no --checkpoint).")]
+SplitSeedOpt = Annotated[
+    int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
+]
 DataRootOpt = Annotated[
     Path | None, typer.Option(help="Folder searched first for file-backed datasets.")
 ]

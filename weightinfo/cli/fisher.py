@@ -28,6 +28,9 @@ from ._common import (
     ModelOpt,
     OptimizerOpt,
     Quiet,
+    SplitSeedOpt,
+    TrainBatchSizeOpt,
+    TrainSeedOpt,
     WidthOpt,
     WidthsOpt,
     info,
@@ -142,13 +145,9 @@ def fisher_cmd(
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     optimizer: OptimizerOpt = None,
-    train_batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
-    ] = None,
-    train_seed: Annotated[int, typer.Option(help="Training seed (no --checkpoint).")] = 0,
-    data_seed: Annotated[
-        int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
-    ] = None,
+    train_batch_size: TrainBatchSizeOpt = None,
+    train_seed: TrainSeedOpt = 0,
+    data_seed: SplitSeedOpt = None,
     data_root: DataRootOpt = None,
     download: DownloadOpt = False,
     quiet: Quiet = False,

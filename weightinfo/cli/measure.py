@@ -36,6 +36,9 @@ from ._common import (
     ModelOpt,
     OptimizerOpt,
     Quiet,
+    SplitSeedOpt,
+    TrainBatchSizeOpt,
+    TrainSeedOpt,
     WidthOpt,
     WidthsOpt,
     fail,
@@ -398,13 +401,9 @@ def measure_cmd(
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     optimizer: OptimizerOpt = None,
-    train_batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
-    ] = None,
-    train_seed: Annotated[int, typer.Option(help="Training seed (no --checkpoint).")] = 0,
-    data_seed: Annotated[
-        int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
-    ] = None,
+    train_batch_size: TrainBatchSizeOpt = None,
+    train_seed: TrainSeedOpt = 0,
+    data_seed: SplitSeedOpt = None,
     data_root: DataRootOpt = None,
     download: DownloadOpt = False,
     quiet: Quiet = False,
