@@ -22,23 +22,22 @@ instead of training.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as _dt
 import json
 import math
 import os
-import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from ._atomic import atomic_write
 from .models import build_model, count_parameters
 from .train import evaluate, train
 
@@ -101,23 +100,6 @@ def to_jsonable(value: Any, where: str = "value") -> Any:
     if hasattr(value, "tolist"):
         return to_jsonable(value.tolist(), where)
     raise TypeError(f"{where} of type {type(value).__name__} cannot be stored as JSON metadata")
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _cpu_state(state: Mapping[str, torch.Tensor], name: str) -> StateDict:
@@ -251,9 +233,9 @@ def save_checkpoint(
         meta[str(k)] = to_jsonable(v, f"extra[{k!r}]")
 
     payload = {"state_dict": state, "init_state_dict": init, "meta": meta}
-    _atomic_write(path, lambda fh: torch.save(payload, fh))
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    _atomic_write(json_path, lambda fh: fh.write(text.encode()))
+    atomic_write(json_path, lambda fh: fh.write(text.encode()))
     return path
 
 

@@ -106,8 +106,11 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     if array.ndim == 0 or array.ndim > 255:
         raise ValueError(f"IDX needs 1 to 255 dimensions, got {array.ndim}")
     code = next(
-        (c for c, dt in IDX_DTYPES.items() if dt.kind == array.dtype.kind
-         and dt.itemsize == array.dtype.itemsize),
+        (
+            c
+            for c, dt in IDX_DTYPES.items()
+            if dt.kind == array.dtype.kind and dt.itemsize == array.dtype.itemsize
+        ),
         None,
     )
     if code is None:

@@ -70,8 +70,9 @@ def load_idx_images(images_path, labels_path, n_classes: int = 10):
     """
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{images_path}: expected uint8 images (N, H, W), got "
-                         f"{images.dtype} {images.shape}")
+        raise ValueError(
+            f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1:
         raise ValueError(f"{labels_path}: expected 1-D labels, got shape {labels.shape}")
     if len(images) != len(labels):
@@ -157,8 +158,7 @@ def load_mnist(root=None, download: bool = False, seed: int = 0, variant: str = 
         if found is not None:
             if download_error is not None:
                 warnings.warn(
-                    f"full MNIST could not be downloaded ({download_error}); "
-                    "using the 10k subset",
+                    f"full MNIST could not be downloaded ({download_error}); using the 10k subset",
                     stacklevel=3,
                 )
             return _load_mnist_10k(*found, seed=seed)
@@ -166,6 +166,7 @@ def load_mnist(root=None, download: bool = False, seed: int = 0, variant: str = 
     wanted += list(SUBSET_STEMS.values()) if variant != "full" else []
     message = not_found_message("mnist", searched, wanted, MNIST_HOW)
     if download_error is not None:
-        raise DatasetNotFoundError(f"{message}\nDownload failed: {download_error}") \
-            from download_error
+        raise DatasetNotFoundError(
+            f"{message}\nDownload failed: {download_error}"
+        ) from download_error
     raise DatasetNotFoundError(message)

@@ -31,8 +31,11 @@ NPZ_TEST_FRACTION = 0.2
 def _features(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
-    elif not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-              or x.dtype == np.bool_):
+    elif not (
+        np.issubdtype(x.dtype, np.floating)
+        or np.issubdtype(x.dtype, np.integer)
+        or x.dtype == np.bool_
+    ):
         raise ValueError(f"{path}: array {key!r} has non-numeric dtype {x.dtype}")
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:

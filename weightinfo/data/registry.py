@@ -124,7 +124,7 @@ def load_dataset(
         raise ValueError(f"n_samples must be positive, got {n_samples}")
     canon = canonical_name(name)
     binary = canon.startswith("binary-")
-    base = canon[len("binary-"):] if binary else canon
+    base = canon[len("binary-") :] if binary else canon
     if base.startswith("binary-"):
         raise ValueError(f"{name!r}: 'binary-' may be applied only once")
     ds = _load_base(base, root, download, int(seed), n_samples)

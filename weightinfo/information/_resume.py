@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from .._atomic import atomic_write
 from ..curvature._data import iter_batches
 
 
@@ -80,7 +80,5 @@ def snapshot(s, epoch, fam, opt, history, monitor) -> dict:
 
 
 def save_state(path: Path, state: dict) -> None:
-    """Atomic write: a temporary file in the same folder, then ``os.replace``."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Atomic write (``weightinfo._atomic``): a temporary file in the same folder, then ``os.replace``."""
+    atomic_write(path, lambda fh: torch.save(state, fh))

@@ -26,17 +26,17 @@ partial write, and no temporary file is left behind, even on error.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import enum
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+
+from .._atomic import atomic_write
 
 __all__ = ["read_json", "to_jsonable", "write_json_atomic"]
 
@@ -125,20 +125,7 @@ def write_json_atomic(
         ensure_ascii=False,
     )
     data = (text + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fh.write(data))
 
 
 def read_json(path: str | os.PathLike) -> Any:

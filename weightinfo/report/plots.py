@@ -15,11 +15,10 @@ figure: information in nats, L_D the **mean** per-sample loss, β **per sample**
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from .._atomic import atomic_write
 
 __all__ = ["plot_where", "plot_curve"]
 
@@ -37,21 +36,7 @@ def _figure(width: float, height: float):
 
 def _save(fig, path) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically; return ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=110)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
 
 
 def _fmt(x: float) -> str:
