@@ -16,6 +16,16 @@ from .._checks import check_finite_tensor
 DEFAULT_BATCH_SIZE = 256
 
 
+def count_batches(data, batch_size: int = DEFAULT_BATCH_SIZE) -> int | None:
+    """Batches per pass: ⌈N/batch_size⌉ for an ``(X, Y)`` tuple, ``len(loader)`` otherwise; None if unknown."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        return -(-data[0].shape[0] // batch_size)
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 def iter_batches(
     data, *, device: torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

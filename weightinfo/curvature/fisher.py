@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_model, named_trainable
-from ._data import iter_batches
+from ._data import count_batches, iter_batches
 from ._losses import LOSSES, get_loss
 from ._persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
@@ -191,10 +191,7 @@ def _batches(model, data, loss, batch_size, progress):
     device = next(model.parameters()).device
     lossfn = get_loss(loss)
     it = iter_batches(data, device=device, batch_size=batch_size)
-    if isinstance(data, tuple):
-        total = -(-len(data[0]) // batch_size)
-    else:
-        total = len(data) if hasattr(data, "__len__") else None
+    total = count_batches(data, batch_size)
     disable = None if progress is None else not progress
     for x, y in tqdm(it, total=total, desc="curvature", unit="batch", disable=disable, leave=False):
         yield lossfn, x, y

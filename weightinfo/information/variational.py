@@ -75,7 +75,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_model, check_positive, named_trainable
-from ..curvature._data import iter_batches
+from ..curvature._data import count_batches, iter_batches
 from ..curvature._losses import LOSSES, get_loss
 from ..curvature.result import layer_of
 from ..posterior.gaussian import DiagGaussian, kl_diag_per_parameter
@@ -177,7 +177,7 @@ def variational_information(
     if s["learn_prior_scale"]:
         groups.append({"params": list(fam.loglam.values())})
     opt = _adam(groups, s["lr"])
-    s["n_batches"] = _n_batches(data, s["batch_size"])
+    s["n_batches"] = count_batches(data, s["batch_size"])
     every = None
     if s["n_batches"] is not None:  # at least _MIN_CHECK_STEPS: a check averages some minibatches
         every = max(_MIN_CHECK_STEPS, -(-s["n_batches"] // s["checks_per_epoch"]))
@@ -205,16 +205,6 @@ def variational_information(
     mods = () if mode == "none" else find_local_reparam_modules(model, x0, mode=mode, names=names)
     _optimise(model, data, params, fam, opt, s, start, history, mon, mods, path, progress)
     return _result(model, data, params, prior, fam, names, s, history, mon, mods)
-
-
-def _n_batches(data, batch_size) -> int | None:
-    """Minibatches per epoch: from an ``(X, Y)`` tuple or ``len(loader)``; None if unknown."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        return -(-data[0].shape[0] // batch_size)
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def _optimise(model, data, params, fam, opt, s, epoch, history, mon, mods, path, progress) -> None:
@@ -316,8 +306,6 @@ def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floo
         steps += 1
         if mon.step(obj, el, kl, x.shape[0], kl - fam.mean_term()):
             return (*(v / n for v in sums), steps, False)
-    if n == 0:
-        raise ValueError("data is empty: the loader yielded no samples")
     return (*(v / n for v in sums), steps, True)
 
 
