@@ -34,6 +34,14 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return v
 
 
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """Raise unless ``value`` is an integer (not a bool; 3.0 is accepted) and ``>= minimum``; return it."""
+    if isinstance(value, bool) or int(value) != value or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    return int(value)
+
+
 def check_finite_tensor(name: str, t: torch.Tensor) -> None:
     """Raise if ``t`` holds NaN or Inf (only floating tensors can)."""
     if t.is_floating_point() or t.is_complex():

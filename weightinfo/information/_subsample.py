@@ -16,12 +16,12 @@ import itertools
 
 import torch
 
+from .._checks import check_int
+
 
 def split_for_curvature(data, k: int, seed: int):
     """``(head, rest, n_head)``: the curvature data (k samples) and the rest (None when nothing is left)."""
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"curvature_samples must be a positive integer or None, got {k!r}")
-    k = int(k)
+    k = check_int("curvature_samples", k, 1)
     if (
         isinstance(data, tuple)
         and len(data) == 2

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_model, named_trainable
+from .._checks import check_choice, check_int, check_model, named_trainable
 from ..curvature._losses import get_loss
 from ..curvature.result import Curvature, layer_of
 from ..posterior.gaussian import NATS_PER_BIT
@@ -304,10 +304,7 @@ def _fisher_curve(model, data, betas, precomputed, common, kw):
     check_choice("convention", convention, CONVENTIONS)
     if approximation not in APPROXIMATIONS:
         raise ValueError(f"unknown approximation={approximation!r}; expected None or 'small_beta'")
-    mc_samples = common["mc_samples"]
-    if isinstance(mc_samples, bool) or int(mc_samples) != mc_samples or mc_samples < 0:
-        raise ValueError(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
-    mc_samples = int(mc_samples)
+    mc_samples = check_int("mc_samples", common["mc_samples"], 0)
     lossfn = get_loss(loss)
     check_model(model)
     prior_mean = common["prior_mean"]

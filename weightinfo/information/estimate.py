@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_model, check_positive, named_trainable
+from .._checks import check_choice, check_int, check_model, check_positive, named_trainable
 from ..curvature import fisher, ggn, hessian
 from ..curvature._data import iter_batches
 from ..curvature._losses import get_loss
@@ -125,10 +125,8 @@ def information(
         raise ValueError(f"unknown approximation={approximation!r}; expected None or 'small_beta'")
     beta = check_positive("beta", beta)
     check_choice("curvature_kind", curvature_kind, ("exact", "mc"))
-    if mc_samples is not None and (
-        isinstance(mc_samples, bool) or int(mc_samples) != mc_samples or mc_samples < 0
-    ):
-        raise ValueError(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
+    if mc_samples is not None:
+        mc_samples = check_int("mc_samples", mc_samples, 0)
     lossfn = get_loss(loss)
     check_model(model)
     if prior_scale is None and not (method == "variational" and variational_kwargs.get("preset")):

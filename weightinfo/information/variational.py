@@ -74,7 +74,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_model, check_positive, named_trainable
+from .._checks import check_choice, check_int, check_model, check_positive, named_trainable
 from ..curvature._data import count_batches, iter_batches
 from ..curvature._losses import LOSSES, get_loss
 from ..curvature.result import layer_of
@@ -346,14 +346,7 @@ def _settings(args: dict) -> dict:
         ("checks_per_epoch", 1), ("init_samples", 1),
     ):  # fmt: skip
         v = s[k] if k in s else args[k]
-        if k in ("mc_samples", "init_samples") and v is None:
-            s[k] = None
-            continue
-        if isinstance(v, bool) or int(v) != v or (lo is not None and v < lo):
-            raise ValueError(
-                f"{k} must be an integer{'' if lo is None else f' >= {lo}'}, got {v!r}"
-            )
-        s[k] = int(v)
+        s[k] = None if v is None and k in ("mc_samples", "init_samples") else check_int(k, v, lo)
     s["lr"] = check_positive("lr", s["lr"])
     s["lr_decay"] = check_positive("lr_decay", s["lr_decay"])
     s["tol"] = check_positive("tol", s["tol"], allow_zero=True)
