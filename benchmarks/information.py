@@ -8,7 +8,7 @@ Run by hand (not a test), from the repository root::
 Target (issue): on the MLP 784-600-600-10 with 10,000 Fashion-MNIST images the variational estimator converges in
 at most 3 training epochs' worth of time, the Fisher form in under one. One process, one table:
 
-1. the MLP is trained on the ``--n-images`` first training images (``weightinfo.train.train``, SGD with momentum
+1. the MLP is trained on the ``--n-images`` first training images (``weightinfo.training.train``, SGD with momentum
    0.9, ``--train-epochs`` epochs at ``--train-lr``; not timed), then ``model.eval()``; its initial weights are
    the prior mean (``prior_mean="init"``, as ``weightinfo measure`` does for a model it trained itself);
 2. **one training epoch**: a copy of the trained model, SGD (lr ``--train-lr``, momentum 0.9), mean
@@ -38,7 +38,7 @@ for the variational rows, (b) an untimed reference run of the same estimator wit
 lr 0.05 decaying ×0.7 per epoch for ``--reference-epochs`` epochs: the rate ends ~200× lower, so the KL has
 settled; ``/ref``), and E_Q[L_D] and C_β = E_Q[L_D] + β·IW. The variational runs print their convergence trace
 (KL and the minibatch objective at every check). Phase times come from wrapping module functions of
-``weightinfo.information.variational`` / ``estimate`` in this process (no library file is changed).
+``weightinfo.iw.variational`` / ``estimate`` in this process (no library file is changed).
 
 ``--profile`` adds a torch.profiler table of one default variational call.
 
@@ -70,10 +70,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import cpu_model, loadavg  # noqa: E402  (this folder is on sys.path)
 
 import weightinfo  # noqa: E402
-from weightinfo.information import estimate as _estimate  # noqa: E402
-from weightinfo.information import variational as _variational  # noqa: E402
+from weightinfo.iw import estimate as _estimate  # noqa: E402
+from weightinfo.iw import variational as _variational  # noqa: E402
 from weightinfo.models import build_model  # noqa: E402
-from weightinfo.train import train  # noqa: E402
+from weightinfo.training import train  # noqa: E402
 
 VAR_TARGET = 3.0  # variational: at most this many training epochs' worth of time
 FISHER_TARGET = 1.0  # Fisher form: under this many

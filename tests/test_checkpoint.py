@@ -19,7 +19,7 @@ from weightinfo.checkpoint import (
     train_or_load,
 )
 from weightinfo.models import build_model
-from weightinfo.train import train
+from weightinfo.training import train
 
 ARCH = {"name": "allcnn", "kwargs": {"width": 0.125}, "input_shape": (1, 8, 8), "n_classes": 3}
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from weightinfo.checkpoint import train_or_load
 from weightinfo.cli import app
 from weightinfo.data import load_dataset
-from weightinfo.information import information
+from weightinfo.iw import information
 from weightinfo.report import to_jsonable
 
 runner = CliRunner()

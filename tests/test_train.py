@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from weightinfo.models import build_model
-from weightinfo.train import (
+from weightinfo.training import (
     Callback,
     NonFiniteLossError,
     TrainResult,

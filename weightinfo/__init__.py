@@ -5,6 +5,7 @@ every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 """
 
 from . import bounds
+from ._base.version import __version__
 from .certificates import Certificate, certify
 from .checkpoint import load_checkpoint, save_checkpoint, train_or_load
 from .curvature import (
@@ -20,7 +21,7 @@ from .curvature import (
     top_eigenvalues,
 )
 from .data import Dataset, corrupt_labels, first_classes, load_dataset
-from .information import (
+from .iw import (
     InformationCurve,
     InformationResult,
     LagrangianResult,
@@ -30,9 +31,8 @@ from .information import (
 )
 from .models import build_model
 from .posterior import DiagGaussian, GaussianPrior, make_prior
-from .train import evaluate, train
+from .training import evaluate, train
 
-__version__ = "0.1.0"
 __all__ = [
     "__version__",
     "bounds",

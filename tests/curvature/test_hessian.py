@@ -11,13 +11,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
-from weightinfo.curvature._losses import get_loss
-from weightinfo.curvature.hessian import exact_hessian, hessian
+from weightinfo._base.likelihoods import get_loss
+from weightinfo.curvature.hessian_matrix import exact_hessian, hessian
 from weightinfo.curvature.hutchinson import hutchinson_diagonal, hutchinson_trace
 from weightinfo.curvature.products import CurvatureOperator, flatten, param_shapes, unflatten
 from weightinfo.curvature.result import Curvature, DenseBlock, DiagBlock
 
-hessian_module = importlib.import_module("weightinfo.curvature.hessian")
+hessian_module = importlib.import_module("weightinfo.curvature.hessian_matrix")
 
 
 class ResBlock(nn.Module):

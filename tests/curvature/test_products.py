@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
-from weightinfo.curvature._losses import get_loss
+from weightinfo._base.likelihoods import get_loss
 from weightinfo.curvature.products import (
     CurvatureOperator,
     MatrixOperator,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from weightinfo.information import information
-from weightinfo.information.curve import information_curve
+from weightinfo.iw import information
+from weightinfo.iw.curve import information_curve
 from weightinfo.report import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"

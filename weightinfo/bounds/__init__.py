@@ -26,12 +26,12 @@ and flags them ``vacuous``.
 """
 
 from .binary_kl import KL_INVERSE_TOL, kl, kl_inverse_lower, kl_inverse_upper
-from .catoni import catoni
-from .certificate import BOUNDS, BoundResult, certificate
+from .catoni_bounds import catoni
 from .kl_bounds import pac_bayes_kl, seeger
-from .mcallester import linear, mcallester
+from .mcallester_bounds import linear, mcallester
 from .monte_carlo import mc_sample_bound, per_example_mc_bound
 from .relaxed import classic, lambda_bound, optimal_lambda, quad
+from .two_step import BOUNDS, BoundResult, certificate
 from .union import dziugaite_roy, prior_scale_grid, prior_scale_index, union_delta
 
 __all__ = [

@@ -429,7 +429,7 @@ def _posteriors(model, kind, data, w0, points, **kw):
             )
             yield lam, b, mean, var
         return
-    from ..information import information_curve
+    from ..iw import information_curve
 
     mean = pf.param_means(model)
     prior_mean = {k: v.double() for k, v in w0.items()}

@@ -103,7 +103,7 @@ def train_prior_mean(
 ) -> dict[str, torch.Tensor]:
     """ERM (cross-entropy, SGD with ``momentum``, constant ``lr``) of a re-initialised copy of ``model``
     on ``data``; returns the eval-mode parameters (the prior mean w0)."""
-    from ..train import train
+    from ..training import train
 
     net = copy.deepcopy(model)
     torch.manual_seed(int(seed))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ..curvature._data import iter_batches
+from .._base.batches import iter_batches
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
 
 #: p_min of the bounded cross-entropy (PBB class default).

@@ -2,14 +2,14 @@
 
 The model comes from ``--checkpoint`` or is trained on the fly with the dataset's defaults and cached (as in
 ``weightinfo fisher``). On its training data (or the first ``--n-samples``) it computes
-:func:`weightinfo.information.information` — IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P),
+:func:`weightinfo.iw.information` — IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P),
 with L_D the mean per-sample loss and β per sample — prints the per-layer table ("where is the information")
 and a summary, and writes to ``--out DIR``:
 
 * ``report.json``: ``InformationResult.to_dict()`` (atomic);
 * ``where.png``: nats per layer and per filter / output unit (:func:`weightinfo.report.plots.plot_where`);
 * with ``--betas``: ``curve.json`` (``InformationCurve.to_dict()``) and ``curve.png``, the loss-vs-information
-  curve (:func:`weightinfo.information.curve.information_curve`; the Fisher method reuses one curvature for
+  curve (:func:`weightinfo.iw.curve.information_curve`; the Fisher method reuses one curvature for
   the main result and every β of the curve).
 
 :func:`compute_measure`, :func:`print_measure` and :func:`write_measure` are shared with ``weightinfo demo``.
@@ -174,8 +174,8 @@ def compute_measure(
     ``prior_mean=None`` means ``"init"`` when the checkpoint stores its initial weights, else ``"zero"``.
     With the Fisher method the curvature is computed once for the result and the whole curve.
     """
-    from ..information import information
-    from ..information.curve import information_curve
+    from ..iw import information
+    from ..iw.curve import information_curve
 
     x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
     init = ck.init_state_dict

@@ -5,8 +5,8 @@ matrix-free layer — :class:`CurvatureOperator` with :func:`hutchinson_trace`, 
 :func:`slq_logdet` and :func:`top_eigenvalues`.
 """
 
-from .fisher import fisher, ggn
-from .hessian import hessian
+from .fisher_matrix import fisher, ggn
+from .hessian_matrix import hessian
 from .hutchinson import Estimate, hutchinson_diagonal, hutchinson_trace
 from .lanczos import slq_logdet, top_eigenvalues
 from .products import CurvatureOperator, ggn_vector_product, hessian_vector_product

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_choice
+from .._base.checks import check_choice
 from .products import as_operator
 
 DISTRIBUTIONS = ("rademacher", "gaussian")

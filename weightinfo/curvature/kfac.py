@@ -71,9 +71,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_choice, check_model
-from ._data import DEFAULT_BATCH_SIZE, iter_batches
-from ._losses import get_loss
+from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
+from .._base.checks import check_choice, check_model
+from .._base.likelihoods import get_loss
 from .result import KronBlock
 
 KINDS = ("exact", "mc", "empirical")

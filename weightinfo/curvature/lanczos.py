@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import check_positive
+from .._base.checks import check_positive
 from .hutchinson import Estimate, check_n_probes, probe_chunks
 from .products import as_operator
 

@@ -42,9 +42,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp, vmap
 
-from .._checks import check_choice, check_model, named_trainable
-from ._data import DEFAULT_BATCH_SIZE, iter_batches
-from ._losses import BCEWithLogits, CrossEntropy, GaussianMSE, Loss, get_loss
+from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
+from .._base.checks import check_choice, check_model, named_trainable
+from .._base.likelihoods import BCEWithLogits, CrossEntropy, GaussianMSE, Loss, get_loss
 
 KINDS = ("ggn", "fisher", "hessian")
 

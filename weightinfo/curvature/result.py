@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._checks import check_positive
-from .._table import RowTable
+from .._base.checks import check_positive
+from .._base.table import RowTable
 
 
 def layer_of(param_name: str) -> str:

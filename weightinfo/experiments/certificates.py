@@ -138,7 +138,7 @@ def _finetune(model, w0, x, y, *, epochs, lr, seed):
     """A copy of ``model`` with weights w0, fine-tuned by SGD on (x, y); lr = 0 returns w0 itself."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from ..train import train
+    from ..training import train
 
     net = copy.deepcopy(model)
     net.load_state_dict(w0, strict=False)
@@ -449,7 +449,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
     search (one posterior per λ, runs A–C)."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from ..train import train
+    from ..training import train
 
     s = dict(BINARY, **overrides)
     if quick:

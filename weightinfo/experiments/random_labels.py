@@ -144,7 +144,7 @@ class _FitStop:
         self.loss = math.nan
 
     def on_epoch_end(self, state) -> bool:
-        from ..train import evaluate
+        from ..training import evaluate
 
         ev = evaluate(state.model, [(self.x, self.y)], "cross_entropy")  # restores train mode
         self.loss = float(ev["loss"])
@@ -251,9 +251,9 @@ def run(
     import torch
 
     from ..data import corrupt_labels, load_dataset
-    from ..information import information
+    from ..iw import information
     from ..models import build_model, count_parameters
-    from ..train import train
+    from ..training import train
 
     say = _reporter(progress)
     fractions = [float(f) for f in fractions]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._checks import check_positive, named_trainable
+from .._base.checks import check_positive, named_trainable
 from ..curvature.result import layer_of
 
 PRIOR_MEANS = ("zero", "init")

@@ -41,9 +41,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from .._checks import check_model, named_trainable
-from ..curvature._data import iter_batches
-from ..curvature._losses import get_loss
+from .._base.batches import iter_batches
+from .._base.checks import check_model, named_trainable
+from .._base.likelihoods import get_loss
 from .gaussian import DiagGaussian
 
 LOCAL_REPARAM_MODES = ("exact", "all")

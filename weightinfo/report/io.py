@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .._atomic import atomic_write
+from .._base.atomic import atomic_write
 
 __all__ = ["read_json", "to_jsonable", "write_json_atomic"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .._atomic import atomic_write
+from .._base.atomic import atomic_write
 
 __all__ = ["plot_where", "plot_curve"]
 

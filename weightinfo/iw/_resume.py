@@ -1,4 +1,4 @@
-"""Reproducible epochs and resumable state for the iterative estimators (``information.variational``).
+"""Reproducible epochs and resumable state for the iterative estimators (``iw.variational``).
 
 The data order and noise of an epoch depend only on (seed, epoch), so a run resumed from the state saved after
 epoch e equals an uninterrupted one; the state is written atomically (temporary file + ``os.replace``) and is
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .._atomic import atomic_write
-from ..curvature._data import iter_batches
+from .._base.atomic import atomic_write
+from .._base.batches import iter_batches
 
 
 def epoch_seed(seed: int, epoch: int, stream: str) -> int:
@@ -80,5 +80,5 @@ def snapshot(s, epoch, fam, opt, history, monitor) -> dict:
 
 
 def save_state(path: Path, state: dict) -> None:
-    """Atomic write (``weightinfo._atomic``): a temporary file in the same folder, then ``os.replace``."""
+    """Atomic write (``weightinfo._base.atomic``): a temporary file in the same folder, then ``os.replace``."""
     atomic_write(path, lambda fh: torch.save(state, fh))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._table import RowTable
+from .._base.table import RowTable
 from ..curvature.result import layer_of
 from ..posterior.gaussian import NATS_PER_BIT
 

@@ -6,7 +6,7 @@ nats the weights store and how much loss the perturbed network pays — a "rate�
 summed losses in the Information Complexity paper (1904.03292, Fig. 2; reference §5.4). Large β: wide Q, few
 nats, high loss; small β: Q collapses on w*, many nats, loss → L_D(w*).
 
-Conventions as everywhere in ``weightinfo.information``: L_D is the **mean** per-sample loss, β is **per
+Conventions as everywhere in ``weightinfo.iw``: L_D is the **mean** per-sample loss, β is **per
 sample** (β_sum = N·β), information in nats.
 
 ``method="fisher"`` computes the curvature **once** and evaluates the closed form (``gaussian_optimum``) at every
@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_model, named_trainable
-from ..curvature._losses import get_loss
+from .._base.checks import check_choice, check_int, check_model, named_trainable
+from .._base.likelihoods import get_loss
+from .._base.mean_loss import mean_loss as _mean_loss
 from ..curvature.result import Curvature, layer_of
 from ..posterior.gaussian import NATS_PER_BIT
 from ..posterior.prior import make_prior
@@ -202,7 +203,7 @@ def information_curve(
 ) -> InformationCurve:
     """IW_β and E_{Q*_β}[L_D] for every β in ``betas`` (sorted ascending, duplicates dropped).
 
-    Arguments are those of :func:`weightinfo.information.information` (``beta`` replaced by ``betas``);
+    Arguments are those of :func:`weightinfo.iw.information` (``beta`` replaced by ``betas``);
     ``convention`` and ``approximation`` go in ``kw`` for the Fisher method, the variational estimator's
     options for ``method="variational"``. ``precomputed`` (Fisher method only) is a curvature already computed on
     ``data`` with the same ``curvature``, ``structure`` and ``loss``; it is then not recomputed.
@@ -268,7 +269,7 @@ def _variational_curve(model, data, betas, settings, common, kw) -> list[Informa
         if e.name not in (f"{__package__}.variational", "variational"):
             raise
         raise NotImplementedError(
-            "method='variational' needs weightinfo.information.variational, which is not available yet; "
+            "method='variational' needs weightinfo.iw.variational, which is not available yet; "
             "use method='fisher'"
         ) from e
     params = inspect.signature(variational.variational_information).parameters
@@ -319,7 +320,7 @@ def _fisher_curve(model, data, betas, precomputed, common, kw):
             model, data, curvature, structure, lossfn, seed, batch_size, progress
         )
     else:  # its mean_loss may be of other data: L_D by a forward pass, which also gives N to check
-        train_loss, n = estimate._mean_loss(model, None, data, lossfn, batch_size)
+        train_loss, n = _mean_loss(model, None, data, lossfn, batch_size)
         curv = precomputed
         _check_precomputed(curv, curvature, structure, lossfn.name, n)
     weights = {k: p.detach().to(torch.float64) for k, p in named_trainable(model).items()}

@@ -12,7 +12,7 @@ P = N(w0, diag λ_l²) (``weightinfo.posterior.make_prior``), Q = N(w*, Σ) arou
 ``fisher_form``) with a curvature H: the exact Fisher (labels from the model, Remark 2.6), the Gauss–Newton
 matrix, or the Hessian of the mean loss, in the structure ``"diag"`` (one σ² per weight), ``"filter"`` (one σ² per
 output unit/filter, §1.5), ``"kfac"`` (Kronecker-factored) or ``"full"`` (dense). ``method="variational"``
-learns Q by minimising C_β directly (``weightinfo.information.variational``).
+learns Q by minimising C_β directly (``weightinfo.iw.variational``).
 
 Besides IW the result reports E_{Q*}[L_D] by Monte Carlo (``mc_samples`` weight draws, each evaluated on all of
 ``data``; mean and standard error), its quadratic-model value L_D(w*) + ½ tr(HΣ*), and L_D(w*). Units: nats
@@ -26,13 +26,12 @@ import warnings
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_int, check_model, check_positive, named_trainable
+from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
+from .._base.likelihoods import get_loss
+from .._base.mean_loss import mean_loss as _mean_loss
 from ..curvature import fisher, ggn, hessian
-from ..curvature._data import iter_batches
-from ..curvature._losses import get_loss
 from ..curvature.result import layer_of
 from ..posterior.prior import make_prior
 from ._subsample import split_for_curvature
@@ -301,7 +300,7 @@ def _variational(model, data, **kwargs) -> InformationResult:
         if e.name not in (f"{__package__}.variational", "variational"):
             raise
         raise NotImplementedError(
-            "method='variational' needs weightinfo.information.variational, which is not available yet; "
+            "method='variational' needs weightinfo.iw.variational, which is not available yet; "
             "use method='fisher'"
         ) from e
     return variational_information(model, data, **kwargs)
@@ -361,19 +360,6 @@ def _curvature(model, data, curvature, structure, loss, seed, batch_size, progre
         model, data, kind=kind, structure=s, loss=loss, seed=seed, batch_size=batch_size,
         progress=progress,
     )  # fmt: skip
-
-
-def _mean_loss(model, params, data, lossfn, batch_size) -> tuple[float, int]:
-    """L_D = (1/N) Σ_i ℓ_i at the model's weights (``params=None``) or at ``params``; and N."""
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for x, y in iter_batches(data, device=device, batch_size=batch_size):
-            z = model(x) if params is None else functional_call(model, params, (x,))
-            lossfn.check_targets(z, y)
-            total += float(lossfn.per_sample(z, y).to(torch.float64).sum())
-            n += x.shape[0]
-    return total / n, n
 
 
 def _expected_loss(model, opt, data, lossfn, mc_samples, seed, batch_size, progress):

@@ -9,8 +9,8 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from weightinfo.curvature import fisher, hessian
-from weightinfo.information.estimate import information
-from weightinfo.information.result import InformationResult
+from weightinfo.iw.estimate import information
+from weightinfo.iw.result import InformationResult
 
 D64 = torch.float64
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from weightinfo.information.lagrangian import LagrangianResult, lagrangian
+from weightinfo.iw.objective import LagrangianResult, lagrangian
 from weightinfo.posterior.gaussian import DiagGaussian, kl_diag
 from weightinfo.posterior.prior import make_prior
 from weightinfo.posterior.sampling import expected_loss

@@ -8,7 +8,7 @@ per-sample loss, β is per sample, units are nats.
 
 from .curve import InformationCurve, information_curve
 from .estimate import information
-from .lagrangian import LagrangianResult, lagrangian
+from .objective import LagrangianResult, lagrangian
 from .result import InformationResult, InformationTable
 
 __all__ = [

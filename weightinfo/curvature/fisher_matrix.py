@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_model, named_trainable
-from ._data import count_batches, iter_batches
-from ._losses import LOSSES, get_loss
+from .._base.batches import count_batches, iter_batches
+from .._base.checks import check_choice, check_model, named_trainable
+from .._base.likelihoods import LOSSES, get_loss
 from ._persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
 

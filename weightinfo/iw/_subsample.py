@@ -16,7 +16,7 @@ import itertools
 
 import torch
 
-from .._checks import check_int
+from .._base.checks import check_int
 
 
 def split_for_curvature(data, k: int, seed: int):

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from weightinfo.curvature import fisher
-from weightinfo.information._subsample import split_for_curvature
-from weightinfo.information.estimate import information
+from weightinfo.iw._subsample import split_for_curvature
+from weightinfo.iw.estimate import information
 
 D64 = torch.float64
 
@@ -35,7 +35,7 @@ def test_curvature_pass_reports_the_mean_loss(kind):
 
 
 def test_information_takes_train_loss_from_the_curvature_pass(monkeypatch):
-    from weightinfo.information import estimate
+    from weightinfo.iw import estimate
 
     m, X, Y = _problem()
     calls = []

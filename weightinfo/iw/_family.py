@@ -21,11 +21,11 @@ import math
 
 import torch
 
-from ..curvature._losses import get_loss
-from ..curvature.fisher import fisher
+from .._base.likelihoods import get_loss
+from .._base.mean_loss import mean_loss as _mean_loss
+from ..curvature.fisher_matrix import fisher
 from ..curvature.result import layer_of
 from ._subsample import split_for_curvature
-from .estimate import _mean_loss
 
 
 def lv_shape(shape, structure) -> tuple:

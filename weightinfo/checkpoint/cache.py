@@ -3,8 +3,7 @@
 The checkpoint of a configuration is ``<cache>/<config hash>.pt`` (+ ``.json``), where ``<cache>``
 is the ``cache_dir`` argument, else ``$WEIGHTINFO_CACHE``, else
 ``$XDG_CACHE_HOME/weightinfo/checkpoints`` (default ``~/.cache/weightinfo/checkpoints``).
-Training and the checkpoint format are :mod:`weightinfo.checkpoint`'s, which re-exports the
-names defined here.
+Training and the checkpoint format are :mod:`.spec`'s and :mod:`.files`'.
 """
 
 from __future__ import annotations
@@ -19,15 +18,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (
-    FORMAT_VERSION,
-    Checkpoint,
-    TrainSpec,
-    load_checkpoint,
-    metadata_path,
-    to_jsonable,
-    train_checkpoint,
-)
+from .._base.jsonable import to_jsonable
+from .files import FORMAT_VERSION, Checkpoint, load_checkpoint, metadata_path
+from .spec import TrainSpec, train_checkpoint
 
 __all__ = ["CACHE_ENV_VAR", "config_hash", "default_cache_dir", "train_or_load"]
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_choice
-from ._data import DEFAULT_BATCH_SIZE
-from ._losses import get_loss
+from .._base.batches import DEFAULT_BATCH_SIZE
+from .._base.checks import check_choice
+from .._base.likelihoods import get_loss
 from .hutchinson import hutchinson_diagonal
 from .products import CurvatureOperator, _FlatModel, unflatten
 from .result import Curvature, DenseBlock, DiagBlock

@@ -17,9 +17,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from . import _validate as V
-from .catoni import catoni
+from .catoni_bounds import catoni
 from .kl_bounds import pac_bayes_kl, seeger
-from .mcallester import linear, mcallester
+from .mcallester_bounds import linear, mcallester
 from .monte_carlo import mc_sample_bound, per_example_mc_bound
 from .relaxed import classic, lambda_bound, quad
 from .union import dziugaite_roy

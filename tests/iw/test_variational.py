@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from weightinfo.information import variational as V
-from weightinfo.information._resume import epoch_seed
-from weightinfo.information.variational import variational_information
+from weightinfo.iw import variational as V
+from weightinfo.iw._resume import epoch_seed
+from weightinfo.iw.variational import variational_information
 from weightinfo.posterior.gaussian import DiagGaussian, kl_diag
 from weightinfo.posterior.prior import make_prior
 
@@ -275,7 +275,7 @@ def test_task2vec_default_preset_runs():
 
 
 def test_through_information_entry_point():
-    from weightinfo.information import information
+    from weightinfo.iw import information
 
     m, data = _classifier()
     r = information(

@@ -74,9 +74,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_int, check_model, check_positive, named_trainable
-from ..curvature._data import count_batches, iter_batches
-from ..curvature._losses import LOSSES, get_loss
+from .._base.batches import count_batches, iter_batches
+from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
+from .._base.likelihoods import LOSSES, get_loss
 from ..curvature.result import layer_of
 from ..posterior.gaussian import DiagGaussian, kl_diag_per_parameter
 from ..posterior.prior import GaussianPrior, make_prior

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from .._checks import check_finite_tensor
+from .checks import check_finite_tensor
 
 DEFAULT_BATCH_SIZE = 256
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .._checks import check_model, check_positive, named_trainable
+from .._base.checks import check_model, check_positive, named_trainable
 from ..curvature.result import layer_of
 from ..posterior.gaussian import NATS_PER_BIT, DiagGaussian, kl_diag
 from ..posterior.prior import GaussianPrior

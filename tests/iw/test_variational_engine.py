@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from weightinfo.information._family import Family
-from weightinfo.information._monitor import Monitor
-from weightinfo.information.variational import variational_information
+from weightinfo.iw._family import Family
+from weightinfo.iw._monitor import Monitor
+from weightinfo.iw.variational import variational_information
 
 D64 = torch.float64
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from weightinfo.curvature import Curvature, DenseBlock, DiagBlock, fisher, hessian
-from weightinfo.information.fisher_form import gaussian_optimum
+from weightinfo.iw.fisher_form import gaussian_optimum
 from weightinfo.posterior import DiagGaussian, kl_diag_per_parameter, make_prior
 
 D64 = torch.float64

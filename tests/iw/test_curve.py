@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from weightinfo.information import estimate
-from weightinfo.information.curve import InformationCurve, check_betas, information_curve
-from weightinfo.information.estimate import information
+from weightinfo.iw import estimate
+from weightinfo.iw.curve import InformationCurve, check_betas, information_curve
+from weightinfo.iw.estimate import information
 from weightinfo.report import to_jsonable
 
 D64 = torch.float64

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._checks import check_choice, check_positive
+from .._base.checks import check_choice, check_positive
 from ..curvature.result import Curvature, DenseBlock, DiagBlock, KronBlock
 from ..posterior.gaussian import g_cost
 from ..posterior.prior import GaussianPrior
