@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-import weightinfo.checkpoint as ckpt_mod
+import weightinfo.checkpoint.files as ckpt_files
+import weightinfo.checkpoint.spec as ckpt_spec
 from weightinfo.checkpoint import (
     Checkpoint,
     config_hash,
@@ -115,7 +116,7 @@ def test_atomic_write_leaves_no_temp_files_and_keeps_old_file(tmp_path, monkeypa
         fh.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    monkeypatch.setattr(ckpt_files.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save(tmp_path / "run.pt", model, init)
     assert sorted(os.listdir(tmp_path)) == ["run.json", "run.pt"]
@@ -189,8 +190,8 @@ def fake_data(monkeypatch):
         calls.train += 1
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt_mod, "_load_dataset", load)
-    monkeypatch.setattr(ckpt_mod, "train", counting_train)
+    monkeypatch.setattr(ckpt_spec, "_load_dataset", load)
+    monkeypatch.setattr(ckpt_spec, "train", counting_train)
     return calls
 
 
