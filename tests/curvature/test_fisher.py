@@ -46,7 +46,7 @@ def test_empirical_fisher_uses_data_labels(case):
     model, X, Y = make_case(case)
     ref = dense_fisher(model, X, Y, empirical=True)
     F = weightinfo.fisher(model, (X, Y), kind="empirical")
-    assert F.quantity == "empirical_fisher"
+    assert (F.curvature, F.kind, F.label) == ("fisher", "empirical", "empirical_fisher")
     assert rel_err(flat_diag(F.diag), torch.diagonal(ref)) <= 1e-8
 
 
@@ -125,7 +125,7 @@ def test_ggn_equals_exact_fisher_and_per_layer_table():
     model, X, Y = make_case("residual")
     F = weightinfo.fisher(model, (X, Y))
     G = weightinfo.ggn(model, (X, Y))
-    assert G.quantity == "ggn" and torch.equal(flat_diag(F.diag), flat_diag(G.diag))
+    assert G.curvature == "ggn" and torch.equal(flat_diag(F.diag), flat_diag(G.diag))
     table = F.per_layer()
     assert sum(r["n_params"] for r in table.rows) == sum(p.numel() for p in model.parameters())
     assert sum(r["trace"] for r in table.rows) == pytest.approx(F.trace(), rel=1e-12)

@@ -117,7 +117,7 @@ def test_metadata():
     X, Y = data_for("cnn")
     h = hessian(model, (X, Y))
     names = [n for n, _ in model.named_parameters()]
-    assert (h.quantity, h.kind, h.structure, h.loss, h.n_samples) == (
+    assert (h.curvature, h.kind, h.structure, h.loss, h.n_samples) == (
         "hessian",
         "exact",
         "diag",
@@ -129,7 +129,7 @@ def test_metadata():
     assert h.layer_types["1"] == "BatchNorm2d" and h.layer_types["0"] == "Conv2d"
     assert h.mc_samples is None and h.seed is None
     assert {r["layer"] for r in h.per_layer().rows} == {"0", "1", "4"}
-    assert h.to_dict()["quantity"] == "hessian"
+    assert h.to_dict()["curvature"] == "hessian" and h.method == "exact"
 
 
 def test_hutchinson_diag_within_three_standard_errors():
@@ -137,7 +137,7 @@ def test_hutchinson_diag_within_three_standard_errors():
     X, Y = data_for("resnet")
     d = torch.diagonal(dense_hessian(model, X, Y))
     h = hessian(model, (X, Y), method="hutchinson", n_probes=64, seed=3)
-    assert (h.kind, h.mc_samples, h.seed) == ("hutchinson", 64, 3)
+    assert (h.kind, h.method, h.n_probes, h.seed) == ("exact", "hutchinson", 64, 3)
     # the same probes through the generic estimator give the standard errors
     op = CurvatureOperator(model, (X, Y), "hessian")
     est = hutchinson_diagonal(op, n_probes=64, seed=3)
@@ -162,9 +162,9 @@ def test_parameter_limit_and_force(monkeypatch):
     with pytest.raises(ValueError, match="limit of 10"):
         hessian(model, (X, Y), structure="full")
     h = hessian(model, (X, Y), method="exact", force=True)
-    assert h.n_params == 43 and h.kind == "exact"
+    assert h.n_params == 43 and h.method == "exact"
     auto = hessian(model, (X, Y), n_probes=4)  # the default is the estimator above the limit
-    assert auto.kind == "hutchinson" and auto.stderr is not None
+    assert auto.method == "hutchinson" and auto.stderr is not None
     assert {k: v.shape for k, v in auto.stderr.items()} == {
         k: v.shape for k, v in auto.diag.items()
     }

@@ -86,8 +86,8 @@ def test_slq_logdet_of_ggn_operator():
 
 def test_top_eigenvalues_of_ggn_and_hessian():
     model, data = mlp_data()
-    for kind, which in (("ggn", "LA"), ("hessian", "LM")):
-        op = CurvatureOperator(model, data, kind)
+    for curvature, which in (("ggn", "LA"), ("hessian", "LM")):
+        op = CurvatureOperator(model, data, curvature)
         ev = torch.linalg.eigvalsh(op.to_dense())
         top = top_eigenvalues(op, 4, which=which)
         if which == "LA":

@@ -220,11 +220,11 @@ def test_mean_over_samples_convention():
     assert_rel_close(h2, h1, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["ggn", "hessian"])
-def test_matmat_equals_columns_and_scipy(kind):
+@pytest.mark.parametrize("curvature", ["ggn", "hessian"])
+def test_matmat_equals_columns_and_scipy(curvature):
     model = resnet()
     X, Y = make_data("resnet", "cross_entropy")
-    op = CurvatureOperator(model, (X, Y), kind)
+    op = CurvatureOperator(model, (X, Y), curvature)
     V = torch.randn(op.shape[0], 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     MV = op.matmat(V)
     cols = torch.stack([op.matvec(V[:, j]) for j in range(5)], dim=1)
@@ -340,7 +340,7 @@ def test_bad_vectors_and_options_raise():
     bad["0.bias"] = torch.ones(6)
     with pytest.raises(ValueError, match="shape"):
         ggn_vector_product(model, (X, Y), bad)
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="curvature"):
         CurvatureOperator(model, (X, Y), "kfac")
     with pytest.raises(ValueError, match="loss"):
         CurvatureOperator(model, (X, Y), "ggn", loss="hinge")

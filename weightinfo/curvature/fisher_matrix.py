@@ -5,15 +5,16 @@ The Fisher of the paper (Achille, Paolini & Soatto 2019, §1.1; labels drawn fro
     F = (1/N) Σ_i E_{y∼p_w(·|x_i)}[∇_w log p_w(y|x_i) ∇_w log p_w(y|x_i)ᵀ] = (1/N) Σ_i J_iᵀ Λ(z_i) J_i,
 
 a **mean** over the N samples, with J_i = ∂f_w(x_i)/∂w and Λ the output Hessian of the likelihood
-(``_losses``). ``kind`` chooses how the expectation over y is taken:
+(``weightinfo._base.likelihoods``). ``kind`` chooses how the expectation over y is taken (the same three
+values wherever ``kind`` appears; ``weightinfo.curvature.vocabulary``):
 
 * ``"exact"``     every class: Λ = S Sᵀ, one backward pass per column of S (C for C classes);
 * ``"mc"``        ``mc_samples`` labels drawn from the model per input, unbiased: E[F_mc] = F;
-* ``"empirical"`` the data labels — the *empirical Fisher*, a different object (returned with
-  ``quantity="empirical_fisher"``), never a stand-in for F.
+* ``"empirical"`` the data labels — the *empirical Fisher*, a different object (``kind="empirical"`` on the
+  result, displayed as ``empirical_fisher``), never a stand-in for F.
 
 For the three likelihoods offered the exact Fisher equals the generalised Gauss–Newton matrix of the loss,
-so ``ggn(...)`` returns the same matrix labelled ``quantity="ggn"``. Sums are accumulated in float64.
+so ``ggn(...)`` returns the same matrix labelled ``curvature="ggn"``. Sums are accumulated in float64.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import LOSSES, get_loss
 from ._persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
+from .vocabulary import KINDS
 
-KINDS = ("exact", "mc", "empirical")
+# The structures computed here (a subset of ``vocabulary.STRUCTURES``; "filter" is derived from "diag").
 STRUCTURES = ("diag", "kfac", "full")
 # Above this many parameters a dense P × P matrix is refused (P² float64 = 800 MB at 10k).
 FULL_MAX_PARAMS = 10_000
@@ -85,7 +87,6 @@ def fisher(
     if kind == "mc" and (int(mc_samples) != mc_samples or mc_samples < 1):
         raise ValueError(f"mc_samples must be a positive integer, got {mc_samples!r}")
     check_model(model)
-    quantity = "empirical_fisher" if kind == "empirical" else "fisher"
     common = dict(
         kind=kind,
         loss=loss,
@@ -119,7 +120,7 @@ def fisher(
             blocks += diag
     out = _result(
         model,
-        quantity,
+        "fisher",
         kind,
         structure,
         loss,
@@ -132,38 +133,45 @@ def fisher(
 
 
 def ggn(
-    model: nn.Module, data, *, structure: str = "diag", loss: str = "cross_entropy", **kwargs
+    model: nn.Module,
+    data,
+    *,
+    kind: str = "exact",
+    structure: str = "diag",
+    loss: str = "cross_entropy",
+    mc_samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool | None = None,
 ) -> Curvature:
     """Generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ ∇²_z ℓ(z_i, y_i) J_i of the mean loss.
 
     For cross-entropy, BCE-with-logits and the unit-variance Gaussian (``mse``) the output Hessian does not
     depend on the label and G equals the exact Fisher (Lemma 2.4 of the paper); ``kind="mc"`` gives its unbiased
-    Monte Carlo estimate. Same arguments and result as :func:`fisher`, labelled ``quantity="ggn"``.
+    Monte Carlo estimate (``kind`` is ``"exact"`` or ``"mc"``). Same arguments and result as :func:`fisher`,
+    labelled ``curvature="ggn"``.
     """
-    kind = kwargs.pop("kind", "exact")
     if kind == "empirical":
         raise ValueError(
             "the GGN has no 'empirical' kind; use fisher(kind='empirical') for the empirical Fisher"
         )
-    F = fisher(model, data, kind=kind, structure=structure, loss=loss, **kwargs)
-    return Curvature(
-        "ggn",
-        F.kind,
-        F.structure,
-        F.loss,
-        F.n_samples,
-        F.blocks,
-        F.layer_types,
-        F.param_order,
-        F.mc_samples,
-        F.seed,
-        mean_loss=F.mean_loss,
+    F = fisher(
+        model,
+        data,
+        kind=kind,
+        structure=structure,
+        loss=loss,
+        mc_samples=mc_samples,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
     )
+    return dataclasses.replace(F, curvature="ggn")
 
 
-def _result(model, quantity, kind, structure, loss, n, blocks, mc_samples, seed) -> Curvature:
+def _result(model, curvature, kind, structure, loss, n, blocks, mc_samples, seed) -> Curvature:
     return Curvature(
-        quantity=quantity,
+        curvature=curvature,
         kind=kind,
         structure=structure,
         loss=loss,

@@ -1,12 +1,15 @@
 """The Hessian of the mean loss, H = ∇²_w (1/N) Σ_i ℓ(f_w(x_i), y_i): its diagonal, or all of it.
 
 Lemma 2.4 of Achille, Paolini & Soatto splits H = G + R into the Gauss–Newton matrix G (= the exact
-Fisher for the losses of ``_losses``; ``products.ggn_vector_product``) and a residual
+Fisher for the likelihoods of ``weightinfo._base.likelihoods``; ``products.ggn_vector_product``) and a residual
 R = (1/N) Σ_i Σ_j [∇_z ℓ_i]_j ∇²_w z_ij weighted by the output gradients. Unlike G, H can be
 indefinite, and diag H can have negative entries.
 
 Methods
 -------
+``method`` is the algorithm. The result's ``kind`` is always ``"exact"``: the Hessian of the mean loss
+takes no expectation over model labels.
+
 ``exact``
     rows of H by double backpropagation (Pearlmutter 1994) against unit vectors, batched with
     ``torch.autograd.grad(..., is_grads_batched=True)``: ≈ P/``chunk`` vectorised double-backward
@@ -34,6 +37,7 @@ from .result import Curvature, DenseBlock, DiagBlock
 
 EXACT_MAX_PARAMS = 20_000
 FULL_MAX_PARAMS = 5_000
+# Subsets of ``vocabulary.STRUCTURES``; ``method`` is the algorithm (``"auto"`` picks one of METHODS).
 STRUCTURES = ("diag", "full")
 METHODS = ("exact", "hutchinson")
 
@@ -118,11 +122,11 @@ def hessian(
     chunk: int = 64,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Curvature:
-    """The Hessian of the mean loss as a ``Curvature`` (quantity ``"hessian"``, kind = ``method``).
+    """The Hessian of the mean loss as a ``Curvature`` (``curvature="hessian"``, ``kind="exact"``).
 
     ``structure="diag"`` gives one ``DiagBlock`` over all trainable parameters (``method="exact"``
-    or ``"hutchinson"`` with ``n_probes`` probes and ``seed``, recorded as ``mc_samples``/``seed``,
-    with per-entry standard errors in ``.stderr``; ``"auto"``, the default, is exact up to
+    or ``"hutchinson"`` with ``n_probes`` probes and ``seed``, recorded as ``n_probes``/``seed``,
+    with per-entry standard errors in ``.stderr``; the algorithm used is the result's ``method``; ``"auto"``, the default, is exact up to
     ``EXACT_MAX_PARAMS`` parameters and Hutchinson above);
     ``structure="full"`` one ``DenseBlock`` (exact only). Exact computations above
     ``EXACT_MAX_PARAMS`` (diag) / ``FULL_MAX_PARAMS`` (full) parameters raise ``ValueError`` unless
@@ -153,7 +157,8 @@ def hessian(
                 f"use {hint} or pass force=True"
             )
     common = dict(
-        quantity="hessian",
+        curvature="hessian",
+        kind="exact",
         structure=structure,
         loss=lo.name,
         layer_types={n: type(m).__name__ for n, m in model.named_modules()},
@@ -164,10 +169,10 @@ def hessian(
         est = hutchinson_diagonal(op, n_probes=n_probes, seed=seed)
         values = {k: v.clone() for k, v in unflatten(est.value, fm.shapes).items()}
         return Curvature(
-            kind="hutchinson",
             n_samples=int(op.n_samples),
             blocks=[DiagBlock(values)],
-            mc_samples=est.n_probes,
+            method="hutchinson",
+            n_probes=est.n_probes,
             seed=int(seed),
             stderr={k: v.clone() for k, v in unflatten(est.stderr, fm.shapes).items()},
             **common,
@@ -185,4 +190,4 @@ def hessian(
         block = DiagBlock({k: v.clone() for k, v in unflatten(H, fm.shapes).items()})
     else:
         block = DenseBlock(list(fm.names), [fm.shapes[k] for k in fm.names], H)
-    return Curvature(kind="exact", n_samples=n, blocks=[block], **common)
+    return Curvature(n_samples=n, blocks=[block], method="exact", **common)

@@ -1,6 +1,6 @@
 """Kronecker-factored approximate curvature (KFAC) of ``nn.Linear`` and ``nn.Conv2d`` layers.
 
-The Fisher of a model with likelihood ℓ (``weightinfo.curvature._losses``) is the **mean** over
+The Fisher of a model with likelihood ℓ (``weightinfo._base.likelihoods``) is the **mean** over
 samples
 
     F = (1/N) Σ_n J_nᵀ Λ_n J_n,   Λ_n = ∇²_z ℓ(z_n) = E_{y∼p(·|z_n)}[∇_z ℓ ∇_z ℓᵀ],
@@ -75,8 +75,8 @@ from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
 from .._base.checks import check_choice, check_model
 from .._base.likelihoods import get_loss
 from .result import KronBlock
+from .vocabulary import KINDS
 
-KINDS = ("exact", "mc", "empirical")
 _SUPPORTED = (nn.Linear, nn.Conv2d)
 
 

@@ -1,13 +1,13 @@
 """Matrix-free curvature-vector products over a whole data set, for any ``nn.Module`` graph.
 
-For a model z = f_w(x) with K outputs per sample, a per-sample loss ℓ(z, y) (``_losses``) and N
-samples,
+For a model z = f_w(x) with K outputs per sample, a per-sample loss ℓ(z, y)
+(``weightinfo._base.likelihoods``) and N samples,
 
     GGN / exact Fisher   G v = (1/N) Σ_i J_iᵀ Λ_i J_i v,   J_i = ∂z_i/∂w,  Λ_i = ∇²_z ℓ(z_i, y_i),
     Hessian              H v = ∇_w ⟨∇_w L(w), v⟩,           L(w) = (1/N) Σ_i ℓ(f_w(x_i), y_i).
 
 G is the Gauss–Newton matrix (Schraudolph 2002; Martens 2010); for the three exponential-family
-likelihoods of ``_losses`` (softmax cross-entropy, Bernoulli logits, unit-variance Gaussian
+likelihoods of ``_base.likelihoods`` (softmax cross-entropy, Bernoulli logits, unit-variance Gaussian
 ℓ = ½‖y − z‖²) it equals the exact model Fisher, F = G (Martens 2020, "New insights and perspectives
 on the natural gradient method", §9.2). Hv is Pearlmutter's (1994) product, computed by double
 backpropagation; Jv and Jᵀu use forward- and reverse-mode ``torch.func`` (``jvp``/``vjp`` through
@@ -45,11 +45,10 @@ from torch.func import functional_call, jvp, vjp, vmap
 from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
 from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import BCEWithLogits, CrossEntropy, GaussianMSE, Loss, get_loss
-
-KINDS = ("ggn", "fisher", "hessian")
+from .vocabulary import CURVATURES, renamed_kwargs, warn_renamed
 
 __all__ = [
-    "KINDS",
+    "CURVATURES",
     "CurvatureOperator",
     "MatrixOperator",
     "as_operator",
@@ -253,7 +252,8 @@ class CurvatureOperator:
     model : the network; checked with ``check_model`` (finite weights, eval mode).
     data : DataLoader of ``(x, y)`` batches or a tuple ``(X, Y)`` (split into ``batch_size`` rows);
         it must be re-iterable (a one-shot generator is empty at the second product, an error).
-    kind : ``"ggn"`` or ``"fisher"`` (the same matrix here) or ``"hessian"``.
+    curvature : which matrix, ``"ggn"`` or ``"fisher"`` (the same matrix here) or ``"hessian"``
+        (``kind=`` is its deprecated spelling).
     loss : ``"cross_entropy"``, ``"bce_with_logits"`` or ``"mse"`` (ℓ = ½‖y − z‖²).
 
     >>> X, Y = torch.eye(2, dtype=torch.float64), torch.tensor([[1.0], [3.0]], dtype=torch.float64)
@@ -263,16 +263,17 @@ class CurvatureOperator:
     ((2, 2), tensor([1., 2.], dtype=torch.float64))
     """
 
+    @renamed_kwargs(kind="curvature")
     def __init__(
         self,
         model: nn.Module,
         data,
-        kind: str = "ggn",
+        curvature: str = "ggn",
         *,
         loss: str = "cross_entropy",
         batch_size: int = DEFAULT_BATCH_SIZE,
     ):
-        self.kind = check_choice("kind", kind, KINDS)
+        self.curvature = check_choice("curvature", curvature, CURVATURES)
         self._loss = get_loss(loss)
         self.loss = self._loss.name
         self._fm = _FlatModel(model)
@@ -285,6 +286,12 @@ class CurvatureOperator:
         self.n_products = 0
 
     @property
+    def kind(self) -> str:
+        """Deprecated spelling of ``curvature`` (which matrix); ``kind`` means the label expectation."""
+        warn_renamed("kind", "curvature", "CurvatureOperator attribute")
+        return self.curvature
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self._fm.n_params, self._fm.n_params)
 
@@ -294,7 +301,7 @@ class CurvatureOperator:
         return torch.float64
 
     def __repr__(self) -> str:
-        return f"CurvatureOperator(kind={self.kind!r}, loss={self.loss!r}, P={self.shape[0]})"
+        return f"CurvatureOperator(curvature={self.curvature!r}, loss={self.loss!r}, P={self.shape[0]})"
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """M V for V of shape (P, m), one pass over the data for all m columns; float64 (P, m)."""
@@ -307,7 +314,7 @@ class CurvatureOperator:
         fm = self._fm
         theta = fm.theta()
         Vt = V.detach().t().to(device=fm.device, dtype=fm.dtype).contiguous()
-        batch_fn = _hessian_batch if self.kind == "hessian" else _ggn_batch
+        batch_fn = _hessian_batch if self.curvature == "hessian" else _ggn_batch
         acc = torch.zeros(Vt.shape, dtype=torch.float64, device=fm.device)
         n = 0
         for x, y in fm.batches(self.data, self.batch_size):
@@ -473,8 +480,8 @@ def _dict_to_flat(v: Mapping[str, torch.Tensor], shapes: Mapping[str, torch.Size
     return torch.cat([v[k].detach().reshape(-1).to(torch.float64) for k in shapes])
 
 
-def _product(kind: str, model, data, v, loss: str, batch_size: int):
-    op = CurvatureOperator(model, data, kind, loss=loss, batch_size=batch_size)
+def _product(curvature: str, model, data, v, loss: str, batch_size: int):
+    op = CurvatureOperator(model, data, curvature, loss=loss, batch_size=batch_size)
     if isinstance(v, Mapping):
         flat = _dict_to_flat(v, op.param_shapes)
         return {k: t.clone() for k, t in op.unflatten(op.matvec(flat)).items()}
@@ -525,3 +532,12 @@ def hessian_vector_product(
     tensor([1., 2.], dtype=torch.float64)
     """
     return _product("hessian", model, data, v, loss, batch_size)
+
+
+def __getattr__(name: str):
+    # ``products.KINDS`` was this module's name for the curvature set; ``KINDS`` now means the label
+    # expectation everywhere (``vocabulary.KINDS``).
+    if name == "KINDS":
+        warn_renamed("KINDS", "CURVATURES", "weightinfo.curvature.products")
+        return CURVATURES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,12 +10,14 @@ normalisation of the computation that produced them (the Fisher is a **mean** ov
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import torch
 
-from .._base.checks import check_positive
+from .._base.checks import check_choice, check_positive
 from .._base.table import RowTable
+from .vocabulary import CURVATURES, KINDS, warn_renamed
 
 
 def layer_of(param_name: str) -> str:
@@ -134,20 +136,28 @@ class LayerTable(RowTable):
 class Curvature:
     """A curvature matrix of a model's parameters (Fisher, GGN or Hessian), block by block.
 
-    Attributes
+    Attributes (one meaning each, as in the glossary ``docs/glossary.md``)
     ----------
-    quantity : ``"fisher"``, ``"empirical_fisher"``, ``"ggn"`` or ``"hessian"``.
-    kind : how it was computed (``"exact"``, ``"mc"``, ``"empirical"``, ``"hutchinson"``).
+    curvature : which matrix, ``"fisher"``, ``"ggn"`` or ``"hessian"``.
+    kind : how the expectation over labels is taken, ``"exact"``, ``"mc"`` or ``"empirical"`` (the empirical
+        Fisher); always ``"exact"`` for the Hessian.
     structure : ``"diag"``, ``"kfac"`` or ``"full"``.
-    loss : the likelihood (``weightinfo.curvature._losses``); n_samples : number of samples averaged over.
+    loss : the likelihood (``weightinfo._base.likelihoods``); n_samples : number of samples averaged over.
     blocks : the blocks; together they cover every trainable parameter exactly once.
     layer_types : module name → class name, for the per-layer table.
+    mc_samples : labels drawn from the model per input (``kind="mc"``), else None; seed : seed of the draws.
     stderr : for stochastic diagonals (Hutchinson), the standard error of each diagonal entry.
     mean_loss : L_D at the model's weights (mean per-sample loss over the same samples, nats), where the
         pass that computed the curvature had the outputs anyway (diagonal Fisher/GGN); else None.
+    method : the algorithm where a function offers a choice (``hessian``: ``"exact"`` or ``"hutchinson"``),
+        else None; n_probes : Hutchinson probe vectors (``method="hutchinson"``), else None.
+
+    ``quantity`` (``"empirical_fisher"`` for the empirical Fisher, else ``curvature``) is the deprecated
+    name of the pair (curvature, kind); a first positional argument ``"empirical_fisher"`` is read as
+    curvature ``"fisher"`` with a ``DeprecationWarning``.
     """
 
-    quantity: str
+    curvature: str
     kind: str
     structure: str
     loss: str
@@ -159,6 +169,31 @@ class Curvature:
     seed: int | None = None
     stderr: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     mean_loss: float | None = None
+    method: str | None = None
+    n_probes: int | None = None
+
+    def __post_init__(self):
+        if self.curvature == "empirical_fisher":  # the old ``quantity`` spelling, positional
+            warn_renamed("empirical_fisher", "curvature='fisher', kind='empirical'", "Curvature")
+            object.__setattr__(self, "curvature", "fisher")
+        check_choice("curvature", self.curvature, CURVATURES)
+        check_choice("kind", self.kind, KINDS)
+
+    @property
+    def label(self) -> str:
+        """Display name: ``"empirical_fisher"`` for the empirical Fisher, else ``curvature``."""
+        return "empirical_fisher" if self.kind == "empirical" else self.curvature
+
+    @property
+    def quantity(self) -> str:
+        """Deprecated: ``label`` (the pair ``curvature``, ``kind`` in one word)."""
+        # The package's own readers (iw, cli) move to ``curvature``/``label`` in this release; until then
+        # only callers outside weightinfo are warned, so that no library path emits the warning.
+        if not sys._getframe(1).f_globals.get("__name__", "").startswith("weightinfo."):
+            warn_renamed(
+                "quantity", "curvature (which matrix), kind, or label", "Curvature attribute"
+            )
+        return self.label
 
     @property
     def diag(self) -> dict[str, torch.Tensor]:
@@ -208,21 +243,28 @@ class Curvature:
                 }
             )
         return LayerTable(
-            rows, title=f"{self.quantity} ({self.kind}, {self.structure}), N={self.n_samples}"
+            rows, title=f"{self.label} ({self.kind}, {self.structure}), N={self.n_samples}"
         )
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: settings, total trace and the per-layer table (not the full tensors)."""
+        """JSON-ready summary: settings, total trace and the per-layer table (not the full tensors).
+
+        ``"quantity"`` (= ``label``) is kept for one release for readers of older reports; use ``"curvature"``
+        and ``"kind"``.
+        """
         return {
-            "quantity": self.quantity,
+            "curvature": self.curvature,
             "kind": self.kind,
+            "quantity": self.label,
             "structure": self.structure,
+            "method": self.method,
             "loss": self.loss,
             "normalisation": "mean over samples",
             "n_samples": self.n_samples,
             "n_params": self.n_params,
             "mc_samples": self.mc_samples,
             "seed": self.seed,
+            "n_probes": self.n_probes,
             "trace": self.trace(),
             "per_layer": self.per_layer().to_dict(),
         }
