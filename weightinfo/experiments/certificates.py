@@ -30,22 +30,34 @@ they are disjoint. ``prior_cache`` (a file) keeps the trained prior between runs
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from .. import bounds
+from .._base.machine import machine_info
 from ..certificates import certify
 from ..certificates import posterior_fit as pf
 from ..data import load_dataset
 from ..models import build_model
+from ._certificates_report import table
+
+__all__ = [
+    "BINARY",
+    "DIGITS",
+    "DIGITS_QUICK",
+    "FASHION",
+    "FASHION_QUICK",
+    "RUNS",
+    "best_of",
+    "run_binary_mnist",
+    "run_digits",
+    "run_fashion",
+    "table",
+]
 
 FASHION = dict(
     widths=(600, 600, 600),
@@ -94,17 +106,6 @@ def _rows_from(cert, **extra) -> dict:
     d["mc_gap"] = d["mc_upper"] - d["empirical_risk"]
     d.update(extra)
     return d
-
-
-def _machine() -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
 
 
 def _prior_mean(model, x, y, s, seed, cache, log):
@@ -289,7 +290,7 @@ def best_of(rows: list[dict]) -> dict:
     }
 
 
-def _pbb(ds, s, *, seed, log, name, prior_cache=None):
+def _pbb(ds, s, *, seed, log, name, prior_cache=None, quick=False):
     t_all = time.perf_counter()
     torch.manual_seed(seed)
     model = build_model(
@@ -322,6 +323,7 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None):
     )
     extra = dict(dataset=name, prior_kind=f"data ({s['prior_fraction']:.0%})")
     out = {
+        "quick": bool(quick),
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "seed": seed,
         "k_union": k,
@@ -342,7 +344,7 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None):
     out["best"] = best_of([out.get("optimized"), out.get("information")])
     # Wall time of a run from scratch: a cached prior adds its recorded training time.
     out["total_wall_s"] = time.perf_counter() - t_all + (t_prior if cached else 0.0)
-    out["machine"] = _machine()
+    out["machine"] = machine_info()
     log(
         f"  best: {out['best']['posterior']} {out['best']['risk_bound']:.4f} (K = {k}, δ′ split "
         f"{out['best']['of']} ways); total {out['total_wall_s']:.0f}s"
@@ -366,7 +368,9 @@ def run_fashion(
     ds = load_dataset("fashion-mnist")
     if s.get("n_train"):
         ds = ds.subset(torch.arange(int(s["n_train"])))
-    out = _pbb(ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache)
+    out = _pbb(
+        ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache, quick=quick
+    )
     _write(out, out_dir, "certificates_fashion")
     return out
 
@@ -405,7 +409,7 @@ def run_digits(out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None
     """PBB-protocol certificates on the embedded digits set (small MLP)."""
     s = dict(DIGITS_QUICK if quick else DIGITS, **overrides)
     ds = load_dataset("digits")
-    out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache)
+    out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache, quick=quick)
     _write(out, out_dir, "certificates_digits")
     return out
 
@@ -441,23 +445,24 @@ BINARY = dict(
 )
 
 
-def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **overrides) -> dict:
-    """Dziugaite & Roy style: data-free prior at w0, SGD solution as posterior start, λ grid (union bound).
-
-    Defaults (``BINARY``): D&R's recipe with a learnt λ rounded onto the grid j = 0..``j_max``, σ from 2|w|,
-    logistic surrogate, RMSprop; ``js`` (a list of j) with ``learn_prior_scale=False`` gives the old grid
-    search (one posterior per λ, runs A–C)."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from ..training import train
-
+def _binary_settings(quick: bool, overrides: dict) -> tuple[dict, list[int]]:
+    """``BINARY`` with the overrides (and the smoke-test settings), and the grid indices j of λ."""
     s = dict(BINARY, **overrides)
     if quick:
         s.update(sgd_epochs=1, posterior_epochs=1, mc_samples=5, js=(400,), k_union=None)
     # An explicit j list, or every j in [0, j_max] (the admissible λ of the learnt-λ recipe).
     js = list(s["js"]) if s.get("js") is not None else list(range(int(s["j_max"]) + 1))
-    t_all = time.perf_counter()
-    ds = load_dataset("binary-mnist")
+    return s, js
+
+
+def _sgd_solution(ds, s, seed):
+    """The MLP at its initial weights w0 (seeded), then trained by SGD on all training images.
+
+    Returns (model in eval mode, w0, SGD seconds, train error, test error)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ..training import train
+
     torch.manual_seed(seed)
     model = build_model("mlp", ds.input_shape, ds.n_classes, widths=tuple(s["widths"]))
     w0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -484,11 +489,12 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
     with torch.no_grad():
         sgd_train = float((model(ds.x_train).argmax(-1) != ds.y_train).float().mean())
         sgd_test = float((model(ds.x_test).argmax(-1) != ds.y_test).float().mean())
-    log(
-        f"binary-mnist: n {ds.n_train}, SGD {t_sgd:.0f}s train err {sgd_train:.4f} test {sgd_test:.4f}"
-    )
-    grid = [s["c"] * math.exp(-j / s["b"]) for j in js]
-    c = certify(
+    return model, w0, t_sgd, sgd_train, sgd_test
+
+
+def _certify_binary(model, w0, ds, s, grid, seed):
+    """The optimised posterior from the SGD solution, prior N(w0, λ² I) with λ on ``grid``."""
+    return certify(
         model,
         posterior_data=(ds.x_train, ds.y_train),
         bound_data=(ds.x_train, ds.y_train),
@@ -513,6 +519,23 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         seed=seed,
         k_union=s.get("k_union"),
     )
+
+
+def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **overrides) -> dict:
+    """Dziugaite & Roy style: data-free prior at w0, SGD solution as posterior start, λ grid (union bound).
+
+    Defaults (``BINARY``): D&R's recipe with a learnt λ rounded onto the grid j = 0..``j_max``, σ from 2|w|,
+    logistic surrogate, RMSprop; ``js`` (a list of j) with ``learn_prior_scale=False`` gives the old grid
+    search (one posterior per λ, runs A–C)."""
+    s, js = _binary_settings(quick, overrides)
+    t_all = time.perf_counter()
+    ds = load_dataset("binary-mnist")
+    model, w0, t_sgd, sgd_train, sgd_test = _sgd_solution(ds, s, seed)
+    log(
+        f"binary-mnist: n {ds.n_train}, SGD {t_sgd:.0f}s train err {sgd_train:.4f} test {sgd_test:.4f}"
+    )
+    grid = [s["c"] * math.exp(-j / s["b"]) for j in js]
+    c = _certify_binary(model, w0, ds, s, grid, seed)
     row = _rows_from(
         c,
         dataset="binary-mnist",
@@ -528,6 +551,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         f"test {c.test_error:.4f} ({row['total_wall_s']:.0f}s)"
     )
     out = {
+        "quick": bool(quick),
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "seed": seed,
         "lambda_grid": grid if len(grid) <= 20 else f"c·exp(-j/b), j = {js[0]}..{js[-1]}",
@@ -535,28 +559,10 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         "optimized": row,
         "best": best_of([row]),
         "total_wall_s": row["total_wall_s"],
-        "machine": _machine(),
+        "machine": machine_info(),
     }
     _write(out, out_dir, "certificates_binary_mnist")
     return out
 
 
 RUNS = {"fashion": run_fashion, "binary-mnist": run_binary_mnist, "digits": run_digits}
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--which", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--out", default="docs/results")
-    p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prior-cache", default=None, help="file keeping the trained prior mean")
-    a = p.parse_args(argv)
-    for w in a.which:
-        kw = {} if w == "binary-mnist" else {"prior_cache": a.prior_cache}
-        res = RUNS[w](a.out, quick=a.quick, seed=a.seed, **kw)
-        print(json.dumps({w: res["best"]["risk_bound"]}))
-
-
-if __name__ == "__main__":
-    main()
