@@ -2,7 +2,7 @@
 
 A network can fit random labels (Zhang et al. 2017), but only by storing them: nothing in the images
 predicts them. Achille, Paolini & Soatto (2019) measure what a network stores as the information in its
-weights, IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P) (Def. 2.1; reference §1.2), and
+weights, IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P) (Def. 2.1), and
 predict that IW grows with the fraction of random labels the network had to memorise.
 
 The experiment, for each fraction f (default 0, 0.25, 0.5, 1):
