@@ -50,9 +50,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _machine import cpu_model, loadavg  # noqa: E402  (this folder is on sys.path)
-
 import weightinfo  # noqa: E402
+from weightinfo._base.machine import cpu_model, load_average_text  # noqa: E402
 from weightinfo.models import build_model  # noqa: E402
 
 BATCH = 256
@@ -437,7 +436,7 @@ def main(argv=None) -> None:
     print(f"date:     {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"command:  {' '.join(sys.argv)}")
     print(
-        f"machine:  {cpu_model()}, {os.cpu_count()} logical CPUs, load average at start {loadavg()}"
+        f"machine:  {cpu_model()}, {os.cpu_count()} logical CPUs, load average at start {load_average_text()}"
     )
     print(
         f"threads:  torch.get_num_threads() = {torch.get_num_threads()} "
@@ -464,7 +463,7 @@ def main(argv=None) -> None:
         n = args.resnet_images
         run_resnet(ds.x_train[:n].contiguous(), ds.y_train[:n].contiguous(), args, rows, checks)
 
-    print(f"\nload average at end {loadavg()}\n")
+    print(f"\nload average at end {load_average_text()}\n")
     print("| model | N | method | seconds | × gradient pass | ours / BackPACK |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")
     for r in rows:

@@ -67,9 +67,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _machine import cpu_model, loadavg  # noqa: E402  (this folder is on sys.path)
-
 import weightinfo  # noqa: E402
+from weightinfo._base.machine import cpu_model, load_average_text  # noqa: E402
 from weightinfo.iw import estimate as _estimate  # noqa: E402
 from weightinfo.iw import variational as _variational  # noqa: E402
 from weightinfo.models import build_model  # noqa: E402
@@ -171,7 +170,8 @@ def timed_rounds(methods: list, repeats: int) -> dict:
             if t < best[key][0]:
                 best[key] = (t, res, ph)
             print(
-                f"  round {r + 1}/{repeats}  {desc:<44} {t:8.3f} s  (load {loadavg()})", flush=True
+                f"  round {r + 1}/{repeats}  {desc:<44} {t:8.3f} s  (load {load_average_text()})",
+                flush=True,
             )
     return best
 
@@ -238,7 +238,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     lam = args.prior_scale if args.prior_scale == "weights" else float(args.prior_scale)
-    load0 = loadavg()
+    load0 = load_average_text()
     started = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"# benchmarks/information.py  {started}")
     print(
@@ -433,7 +433,7 @@ def main() -> None:
 
     if args.profile:
         profile_call(model, data, kw)
-    print(f"\n# load average after: {loadavg()} (before: {load0})")
+    print(f"\n# load average after: {load_average_text()} (before: {load0})")
 
 
 if __name__ == "__main__":

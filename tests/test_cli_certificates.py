@@ -5,8 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from weightinfo.cli import app
-from weightinfo.cli.reproduce import CERT_RUNS
-from weightinfo.experiments.certificates import RUNS
+from weightinfo.experiments import QUICK_BANNER
 
 
 def test_reproduce_certificates_quick_digits(tmp_path):
@@ -24,6 +23,10 @@ def test_reproduce_certificates_quick_digits(tmp_path):
     assert small["risk_bound"] <= d["best"]["risk_bound"] <= small["risk_bound"] + 0.05
     assert (out / "certificates_digits.png").read_bytes()[:4] == b"\x89PNG"
     assert "# PAC-Bayes risk certificates: digits" in (out / "certificates_digits.md").read_text()
+    # A smoke test says so, in the JSON and on the report's first line.
+    assert d["quick"] is True
+    assert (out / "certificates_digits.md").read_text().splitlines()[0] == QUICK_BANNER
+    assert f"results: {out}" in res.stdout
 
 
 def test_reproduce_certificates_rejects_unknown_experiment(tmp_path):
@@ -31,10 +34,6 @@ def test_reproduce_certificates_rejects_unknown_experiment(tmp_path):
         app, ["reproduce", "certificates", "--which", "cifar", "--out", str(tmp_path)]
     )
     assert res.exit_code != 0 and "--which" in res.output
-
-
-def test_cli_names_match_the_experiments():
-    assert tuple(RUNS) == CERT_RUNS
 
 
 def test_certify_cli_beta_grid_and_prior_settings(tmp_path, monkeypatch):

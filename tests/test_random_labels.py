@@ -13,9 +13,11 @@ import torch
 from typer.testing import CliRunner
 
 from weightinfo.cli import app
+from weightinfo.experiments import QUICK_BANNER
 from weightinfo.experiments.random_labels import (
     DEFAULTS,
     QUICK,
+    markdown,
     parse_pairs,
     run,
     strictly_increasing,
@@ -97,6 +99,12 @@ def test_defaults_are_the_documented_run():
     assert DEFAULTS["dataset"] == "fashion-mnist"
 
 
+def test_full_settings_report_is_not_marked_quick(reduced):
+    """``run`` without ``quick=True`` (the documented run's path) records ``quick: false``, no banner."""
+    assert reduced["quick"] is False
+    assert QUICK_BANNER not in markdown(reduced)
+
+
 def test_cli_reproduce_random_labels_quick(tmp_path):
     out = tmp_path / "results"
     torch.manual_seed(123)  # the command must not depend on the global RNG state
@@ -124,6 +132,10 @@ def test_cli_reproduce_random_labels_quick(tmp_path):
     assert (out / "random_labels.png").read_bytes()[:8] == PNG
     md = (out / "random_labels.md").read_text()
     assert "| random labels |" in md and "## Reading" in md
+    # A smoke test says so, in the JSON and on the report's first line.
+    assert data["quick"] is True
+    assert md.splitlines()[0] == QUICK_BANNER
+    assert f"results: {out}" in result.stdout
 
 
 def test_cli_rejects_bad_options(tmp_path):

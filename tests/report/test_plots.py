@@ -42,13 +42,13 @@ def _result(model):
 def axes_count(monkeypatch):
     """Record how many axes each saved figure has."""
     counts = []
-    real = plots._save
+    real = plots.save_figure
 
     def save(fig, path):
         counts.append(len(fig.axes))
         return real(fig, path)
 
-    monkeypatch.setattr(plots, "_save", save)
+    monkeypatch.setattr(plots, "save_figure", save)
     return counts
 
 

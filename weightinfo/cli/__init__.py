@@ -106,6 +106,7 @@ app.command(name="models")(catalog.models)
 app.add_typer(reproduce.app, name="reproduce")
 
 
-def main() -> None:
-    """Console-script entry point (``weightinfo``)."""
-    app(prog_name="weightinfo")
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``weightinfo``); ``argv`` (default: ``sys.argv[1:]``) are the words
+    after ``weightinfo``, e.g. ``main(["reproduce", "certificates", "--which", "digits"])``."""
+    app(args=argv, prog_name="weightinfo")

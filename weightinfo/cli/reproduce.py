@@ -1,26 +1,36 @@
 """``weightinfo reproduce EXPERIMENT``: rerun an experiment documented in ``docs/results/``.
 
+These commands are the one definition of each experiment's options: the scripts in the repository's
+``experiments/`` folder run them (``python experiments/certificates.py ARGS`` is
+``weightinfo reproduce certificates ARGS``). Their defaults are read from the experiment modules.
+
 * ``weightinfo reproduce random-labels``: an MLP fit to 0, 25, 50 and 100 % random labels and the
   information in its weights with both methods at the same β and λ
-  (:func:`weightinfo.experiments.random_labels.run`); writes ``random_labels.json``, ``.png`` and
-  ``.md`` to ``--out`` (default ``docs/results``) and prints the table. ``--quick`` runs a reduced
-  version on the bundled digits in seconds (its own defaults, :data:`~weightinfo.experiments.
-  random_labels.QUICK`; explicit options still override them).
+  (:func:`weightinfo.experiments.random_labels.run`, defaults
+  :data:`~weightinfo.experiments.random_labels.DEFAULTS`); writes ``random_labels.json``, ``.png`` and
+  ``.md`` and prints the table. ``--quick`` runs a reduced version on the bundled digits in seconds (its
+  own defaults, :data:`~weightinfo.experiments.random_labels.QUICK`; explicit options still override them).
 * ``weightinfo reproduce certificates``: the PAC-Bayes risk certificates of
   ``docs/results/certificates.md`` (:mod:`weightinfo.experiments.certificates`): Fashion-MNIST (PBB
   protocol, information-posterior grid and optimised posterior), binary MNIST (Dziugaite & Roy style),
-  digits; ``--which`` picks one (default all). Writes ``certificates_<name>.json``, ``.png`` and ``.md``
-  to ``--out`` and prints the certificates. ``--quick`` runs tiny settings (digits in seconds).
+  digits; ``--which`` picks some (default all). Writes ``certificates_<name>.json``, ``.png`` and ``.md``
+  and prints the certificates. ``--quick`` runs tiny settings (digits in seconds).
+
+Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
+the repository never replaces the documented results unless asked to (``--out docs/results``). A
+``--quick`` run records ``"quick": true`` in its JSON and says so on the first line of its report.
 """
 
 from __future__ import annotations
 
 import shlex
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ..experiments.certificates import RUNS as CERTIFICATE_RUNS
 from ..experiments.random_labels import DEFAULTS as RL_DEFAULTS
 from ..experiments.random_labels import QUICK as RL_QUICK
 from ._common import STATE, Quiet, info, say, user_errors
@@ -32,6 +42,43 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+#: Where results go without ``--out``: a fresh folder per run below this one.
+RUNS_DIR = Path("runs")
+
+
+def fresh_run_folder(experiment: str, root: Path = RUNS_DIR) -> Path:
+    """Create and return a new folder ``root/<experiment>-<UTC time>`` (``-2``, ``-3``, ... if taken)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = root / (f"{experiment}-{stamp}" if i == 1 else f"{experiment}-{stamp}-{i}")
+        try:
+            path.mkdir()  # claims the name: two runs started in the same second get two folders
+        except FileExistsError:
+            continue
+        return path
+    raise ValueError(f"--out: no free folder name for {experiment}-{stamp} in {root}")
+
+
+def _command_line(ctx: typer.Context, words: list[str], skip: tuple[str, ...] = ("quiet",)) -> str:
+    """``words`` and the options given on the command line, in declaration order (a rerunnable command)."""
+    words = list(words)
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name)
+        if p.name in skip or getattr(source, "name", None) != "COMMANDLINE":
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            words += [p.opts[0]] if value else []
+        else:
+            words += [p.opts[0], str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+# --------------------------------------------------------------------------------------------
+# random-labels
+# --------------------------------------------------------------------------------------------
 
 
 def _pairs(text: str) -> list[tuple[float, float]]:
@@ -45,9 +92,7 @@ def _pairs(text: str) -> list[tuple[float, float]]:
         ) from None
 
 
-def _list(text: str | None, kind, option: str) -> list | None:
-    if text is None:
-        return None
+def _list(text: str, kind, option: str) -> list:
     parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
     try:
         values = [kind(p) for p in parts]
@@ -62,133 +107,51 @@ def _csv(values) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-_D, _Q = RL_DEFAULTS, RL_QUICK
-# The keys of weightinfo.experiments.certificates.RUNS (not imported here: it loads torch).
-CERT_RUNS = ("fashion", "binary-mnist", "digits")
+#: How the list-valued options' text becomes values (the others arrive typed).
+_PARSE = {
+    "fractions": lambda t: _list(t, float, "--fractions"),
+    "widths": lambda t: _list(t, int, "--widths"),
+    "methods": lambda t: _list(t, str, "--methods"),
+    "sensitivity": _pairs,
+}
 
 
-@app.command("random-labels")
-def random_labels_cmd(
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help=f"Dataset name. Default {_D['dataset']}."),
-    ] = None,
-    n_train: Annotated[
-        int | None,
-        typer.Option(
-            min=0, help=f"Training images (seeded subset; 0: all). Default {_D['n_train']}."
-        ),
-    ] = None,
-    fractions: Annotated[
-        str | None,
-        typer.Option(help=f"Fractions of random labels. Default {_csv(_D['fractions'])}."),
-    ] = None,
-    widths: Annotated[
-        str | None, typer.Option(help=f"MLP hidden widths. Default {_csv(_D['widths'])}.")
-    ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help=f"Most training epochs (training stops once the mean training loss is "
-            f"≤ {_D['fit_loss']:g}). Default {_D['max_epochs']}.",
-        ),
-    ] = None,
-    beta: Annotated[
-        float | None,
-        typer.Option(
-            help=f"β per sample (mean loss), the same for every run. Default {_D['beta']:g}."
-        ),
-    ] = None,
-    prior_scale: Annotated[
-        float | None,
-        typer.Option(
-            "--prior-scale",
-            help=f"λ of P = N(w0, λ² I), w0 = initial weights. Default {_D['prior_scale']:g}.",
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Initial weights, data order, label noise.")] = 0,
-    methods: Annotated[
-        str | None, typer.Option(help=f"fisher and/or variational. Default {_csv(_D['methods'])}.")
-    ] = None,
-    sensitivity: Annotated[
-        str | None,
-        typer.Option(
-            help="Further BETA:LAMBDA pairs measured on the same networks, comma-separated, or "
-            f"'none'. Default {','.join(f'{b:g}:{lam:g}' for b, lam in _D['sensitivity']) or 'none'}."
-        ),
-    ] = None,
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for random_labels.json/.png/.md.")
-    ] = Path("docs/results"),
-    quick: Annotated[
-        bool,
-        typer.Option(
-            "--quick",
-            help=f"Reduced run in seconds: {_Q['n_train']} {_Q['dataset']} images, MLP "
-            f"{_csv(_Q['widths'])}, fractions {_csv(_Q['fractions'])}, β {_Q['beta']:g}, "
-            f"λ {_Q['prior_scale']:g} (options given still apply).",
-        ),
-    ] = False,
-    quiet: Quiet = False,
-) -> None:
-    """Information in the weights of an MLP fit to 0-100 % random labels (both methods, same β, λ)."""
+def random_labels_settings(quick: bool, given: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's settings: :data:`DEFAULTS`, then :data:`QUICK` with ``--quick``, then the options
+    given (``None``: not given; list options as their command-line text)."""
+    parsed = {k: (_PARSE[k](v) if k in _PARSE else v) for k, v in given.items() if v is not None}
+    return {**RL_DEFAULTS, **(RL_QUICK if quick else {}), **parsed}
+
+
+def _run_random_labels(s: dict[str, Any], **kw):
+    """:func:`weightinfo.experiments.random_labels.run` with the settings ``s``."""
     from ..experiments.random_labels import run
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        base = {**RL_DEFAULTS, **(RL_QUICK if quick else {})}
-        given = {
-            "dataset": dataset,
-            "n_train": n_train,
-            "fractions": _list(fractions, float, "--fractions"),
-            "widths": _list(widths, int, "--widths"),
-            "max_epochs": epochs,
-            "beta": beta,
-            "prior_scale": prior_scale,
-            "methods": _list(methods, str, "--methods"),
-            "sensitivity": None if sensitivity is None else _pairs(sensitivity),
-        }
-        s = {**base, **{k: v for k, v in given.items() if v is not None}}
-        words = ["weightinfo", "reproduce", "random-labels"] + (["--quick"] if quick else [])
-        for name, value in (
-            ("--dataset", dataset),
-            ("--n-train", n_train),
-            ("--fractions", fractions),
-            ("--widths", widths),
-            ("--epochs", epochs),
-            ("--beta", beta),
-            ("--prior-scale", prior_scale),
-            ("--seed", seed or None),
-            ("--methods", methods),
-            ("--sensitivity", sensitivity),
-            ("--out", out),
-        ):
-            if value is not None:
-                words += [name, str(value)]
-        result = run(
-            dataset=s["dataset"],
-            n_train=s["n_train"] or None,
-            fractions=s["fractions"],
-            widths=s["widths"],
-            epochs=s["max_epochs"],
-            beta=s["beta"],
-            prior_scale=s["prior_scale"],
-            seed=seed,
-            methods=s["methods"],
-            out_dir=out,
-            progress=lambda msg: info(msg, quiet),
-            lr=s["lr"],
-            batch_size=s["batch_size"],
-            fit_loss=s["fit_loss"],
-            data_seed=s["data_seed"],
-            mc_samples=s["mc_samples"],
-            variational_epochs=s["variational_epochs"],
-            variational_tol=s["variational_tol"],
-            variational_lr=s["variational_lr"],
-            sensitivity=s["sensitivity"],
-            command=" ".join(shlex.quote(w) for w in words),
-        )
+    return run(
+        dataset=s["dataset"],
+        n_train=s["n_train"] or None,
+        fractions=s["fractions"],
+        widths=s["widths"],
+        epochs=s["max_epochs"],
+        beta=s["beta"],
+        prior_scale=s["prior_scale"],
+        seed=s["seed"],
+        methods=s["methods"],
+        lr=s["lr"],
+        batch_size=s["batch_size"],
+        fit_loss=s["fit_loss"],
+        data_seed=s["data_seed"],
+        mc_samples=s["mc_samples"],
+        variational_epochs=s["variational_epochs"],
+        variational_tol=s["variational_tol"],
+        variational_lr=s["variational_lr"],
+        sensitivity=s["sensitivity"],
+        **kw,
+    )
+
+
+def _print_random_labels(result: dict[str, Any]) -> None:
+    """The table (IW per method and fraction), the orderings and where the files are."""
     ms = result["settings"]["methods"]
     say(
         "random labels  train acc  test acc  "
@@ -210,20 +173,186 @@ def random_labels_cmd(
     say(f"computed in {result['time_s']:.1f} s; wrote {', '.join(result['files'])}")
 
 
+_D, _Q = RL_DEFAULTS, RL_QUICK
+_OUT_HELP = (
+    "Output folder. Default: a fresh folder runs/{name}-<UTC time>; give --out docs/results to "
+    "replace the documented results."
+)
+
+
+@app.command("random-labels")
+def random_labels_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help=f"Reduced run in seconds (smoke test, marked as such): {_Q['n_train']} {_Q['dataset']} "
+            f"images, MLP {_csv(_Q['widths'])}, fractions {_csv(_Q['fractions'])}, β {_Q['beta']:g}, "
+            f"λ {_Q['prior_scale']:g} (options given still apply).",
+        ),
+    ] = False,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help=f"Dataset name. Default {_D['dataset']}.")
+    ] = None,
+    n_train: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help=f"Training images (seeded subset; 0: all). Default {_D['n_train']}."
+        ),
+    ] = None,
+    fractions: Annotated[
+        str | None,
+        typer.Option(help=f"Fractions of random labels. Default {_csv(_D['fractions'])}."),
+    ] = None,
+    widths: Annotated[
+        str | None, typer.Option(help=f"MLP hidden widths. Default {_csv(_D['widths'])}.")
+    ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help=f"Most training epochs (training stops once the mean training loss is "
+            f"≤ --fit-loss). Default {_D['max_epochs']}.",
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Adam learning rate. Default {_D['lr']:g}.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help=f"Training batch size. Default {_D['batch_size']}.")
+    ] = None,
+    fit_loss: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Training target: mean training loss (nats). Default {_D['fit_loss']:g}."
+        ),
+    ] = None,
+    beta: Annotated[
+        float | None,
+        typer.Option(
+            help=f"β per sample (mean loss), the same for every run. Default {_D['beta']:g}."
+        ),
+    ] = None,
+    prior_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--prior-scale",
+            help=f"λ of P = N(w0, λ² I), w0 = initial weights. Default {_D['prior_scale']:g}.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help=f"Initial weights, data order, label noise. Default {_D['seed']}."),
+    ] = None,
+    data_seed: Annotated[
+        int | None, typer.Option(help=f"Training subset. Default {_D['data_seed']}.")
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help=f"fisher and/or variational. Default {_csv(_D['methods'])}.")
+    ] = None,
+    mc_samples: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"Weight draws for E_Q[L_D]. Default {_D['mc_samples']}."),
+    ] = None,
+    variational_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help=f"Epochs of the variational fit. Default {_D['variational_epochs']}."
+        ),
+    ] = None,
+    variational_tol: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop the variational fit when C_β changes less (0: run every epoch). "
+            f"Default {_D['variational_tol']:g}."
+        ),
+    ] = None,
+    variational_lr: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Adam learning rate of the variational fit. Default {_D['variational_lr']:g}."
+        ),
+    ] = None,
+    sensitivity: Annotated[
+        str | None,
+        typer.Option(
+            help="Further BETA:LAMBDA pairs measured on the same networks, comma-separated, or "
+            f"'none'. Default {','.join(f'{b:g}:{lam:g}' for b, lam in _D['sensitivity']) or 'none'}."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help=_OUT_HELP.format(name="random-labels")),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Information in the weights of an MLP fit to 0-100 % random labels (both methods, same β, λ)."""
+    quiet = quiet or STATE.quiet
+    given = {k: ctx.params[k] for k in RL_DEFAULTS if k in ctx.params}
+    with user_errors():
+        s = random_labels_settings(quick, given)
+        command = _command_line(ctx, ["weightinfo", "reproduce", "random-labels"])
+        folder = out if out is not None else fresh_run_folder("random-labels")
+        result = _run_random_labels(
+            s, out_dir=folder, progress=lambda msg: info(msg, quiet), command=command, quick=quick
+        )
+    _print_random_labels(result)
+    say(f"results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# certificates
+# --------------------------------------------------------------------------------------------
+
+
+def certificate_runs(which: str) -> list[str]:
+    """``--which``: one experiment, a comma-separated list of them, or ``all`` (in the order of RUNS)."""
+    names = [w.strip() for w in which.split(",") if w.strip()]
+    if names == ["all"]:
+        return list(CERTIFICATE_RUNS)
+    bad = [w for w in names if w not in CERTIFICATE_RUNS]
+    if not names or bad:
+        raise ValueError(
+            f"--which must be one of {', '.join(CERTIFICATE_RUNS)}, all (or a comma-separated list); "
+            f"got {which!r}"
+        )
+    return names
+
+
+def _print_certificates(results: dict[str, dict]) -> None:
+    from ..experiments.certificates import table
+
+    for line in table(results):
+        say(line)
+    for name, res in results.items():
+        b = res["best"]
+        say(
+            f"{name}: best certificate {b['risk_bound']:.4f} ({b['posterior']}, K = {b['k_union']}), "
+            f"{res['total_wall_s']:.0f} s; wrote {', '.join(res.get('files', []))}"
+        )
+
+
 @app.command("certificates")
 def certificates_cmd(
     which: Annotated[
         str,
         typer.Option(
-            "--which", "-w", help=f"Experiment: {', '.join(CERT_RUNS)} or all (in that order)."
+            "--which",
+            "-w",
+            help=f"Experiment: {', '.join(CERTIFICATE_RUNS)}, a comma-separated list of them, or all "
+            "(in that order).",
         ),
     ] = "all",
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for certificates_<name>.json/.png/.md.")
-    ] = Path("docs/results"),
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="certificates"))
+    ] = None,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Tiny settings (smoke test; digits runs in seconds)."),
+        typer.Option(
+            "--quick", help="Tiny settings (smoke test, marked as such; digits in seconds)."
+        ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Split, initial weights, data order, MC draws.")] = 0,
     prior_cache: Annotated[
@@ -237,25 +366,15 @@ def certificates_cmd(
     quiet: Quiet = False,
 ) -> None:
     """PAC-Bayes risk certificates: Fashion-MNIST (PBB), binary MNIST (D&R style), digits."""
-    from ..experiments._certificates_report import table
-    from ..experiments.certificates import RUNS
-
     quiet = quiet or STATE.quiet
     with user_errors():
-        if which not in (*CERT_RUNS, "all"):
-            raise ValueError(f"--which must be one of {', '.join(CERT_RUNS)}, all; got {which!r}")
-        names = list(CERT_RUNS) if which == "all" else [which]
+        names = certificate_runs(which)
+        folder = out if out is not None else fresh_run_folder("certificates")
         results = {}
         for name in names:
             kw = {} if name == "binary-mnist" else {"prior_cache": prior_cache}
-            results[name] = RUNS[name](
-                out, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), **kw
+            results[name] = CERTIFICATE_RUNS[name](
+                folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), **kw
             )
-    for line in table(results):
-        say(line)
-    for name, res in results.items():
-        b = res["best"]
-        say(
-            f"{name}: best certificate {b['risk_bound']:.4f} ({b['posterior']}, K = {b['k_union']}), "
-            f"{res['total_wall_s']:.0f} s; wrote {', '.join(res.get('files', []))}"
-        )
+    _print_certificates(results)
+    say(f"results: {folder}")

@@ -1,8 +1,15 @@
 """Reproductions: scripted experiments whose results are documented in ``docs/results/``.
 
 One module per experiment (e.g. :mod:`~weightinfo.experiments.random_labels`: the information in the
-weights of an MLP fit to 0, 25, 50 and 100 % random labels), each with a ``run(...) -> dict`` function
-(the computation, plus the report when given an output folder) and a ``main()`` with argparse; the
-scripts in the repository's ``experiments/`` folder are thin wrappers around these modules, and
-``weightinfo reproduce <name>`` calls the same ``run``. Submodules are imported on demand.
+weights of an MLP fit to 0, 25, 50 and 100 % random labels), each with ``run``-style functions (the
+computation, plus the report when given an output folder) and its settings (the documented run and a
+``--quick`` smoke test) stated once in the module. The options of each experiment are defined once, by
+``weightinfo reproduce <name>`` (:mod:`weightinfo.cli.reproduce`); the scripts in the repository's
+``experiments/`` folder run that command. Submodules are imported on demand.
 """
+
+__all__ = ["QUICK_BANNER"]
+
+#: The first line of every report of a ``--quick`` run, so that smoke-test numbers are never taken for the
+#: documented result.
+QUICK_BANNER = "**QUICK SMOKE TEST — not the documented result** (reduced settings, `--quick`)."

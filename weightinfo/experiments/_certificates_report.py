@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import QUICK_BANNER
+
 __all__ = ["markdown", "plot", "rows", "table", "write_outputs"]
 
 
@@ -85,7 +87,8 @@ def markdown(result: dict[str, Any]) -> str:
     """The report of one ``run_*`` result: certificates, best, screened grid, settings, machine."""
     name = (rows(result) or [{}])[0].get("dataset", "certificates")
     best = result.get("best", {})
-    out = [f"# PAC-Bayes risk certificates: {name}", ""]
+    out = [QUICK_BANNER, ""] if result.get("quick") else []
+    out += [f"# PAC-Bayes risk certificates: {name}", ""]
     if best:
         split = (
             f"δ′ = 0.01 split over the {best['of']} final Monte Carlo estimates"
@@ -123,10 +126,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     """Stacked bars of each certificate's terms, and the screened information grid (if any)."""
-    from ..report.plots import _figure, _save
+    from ..report.plots import figure, save_figure
 
     grid = result.get("information_grid") or []
-    fig = _figure(5.0 + (6.0 if grid else 0.0), 4.2)
+    fig = figure(5.0 + (6.0 if grid else 0.0), 4.2)
     axes = fig.subplots(1, 2 if grid else 1, squeeze=False)[0]
     ax = axes[0]
     certs = rows(result)
@@ -184,4 +187,4 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.legend(fontsize=7, ncol=2)
         ax.set_title("information posterior, screened grid", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,4 +1,6 @@
-"""PAC-Bayes risk certificates of stochastic MLPs (bounds.md §2, §3.2) on Fashion-MNIST, binary MNIST, digits.
+"""PAC-Bayes risk certificates of stochastic MLPs on Fashion-MNIST, binary MNIST and digits.
+
+The protocols of Dziugaite & Roy (2017) and Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári (2021):
 
 * :func:`run_fashion` — PBB protocol (Pérez-Ortiz et al. 2021, §3.2): the training set is split with
   ``Dataset.prior_bound_split(0.5, seed)``; the prior mean w0 is an MLP (default 784–600–600–600–10, dropout
@@ -30,22 +32,35 @@ they are disjoint. ``prior_cache`` (a file) keeps the trained prior between runs
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from .. import bounds
+from .._base.machine import machine_info
 from ..certificates import certify
 from ..certificates import posterior_fit as pf
 from ..data import load_dataset
 from ..models import build_model
+from ._binary_mnist import BINARY, binary_settings, certify_binary, sgd_solution
+from ._certificates_report import table
+
+__all__ = [
+    "BINARY",
+    "DIGITS",
+    "DIGITS_QUICK",
+    "FASHION",
+    "FASHION_QUICK",
+    "RUNS",
+    "best_of",
+    "run_binary_mnist",
+    "run_digits",
+    "run_fashion",
+    "table",
+]
 
 FASHION = dict(
     widths=(600, 600, 600),
@@ -94,17 +109,6 @@ def _rows_from(cert, **extra) -> dict:
     d["mc_gap"] = d["mc_upper"] - d["empirical_risk"]
     d.update(extra)
     return d
-
-
-def _machine() -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
 
 
 def _prior_mean(model, x, y, s, seed, cache, log):
@@ -289,7 +293,7 @@ def best_of(rows: list[dict]) -> dict:
     }
 
 
-def _pbb(ds, s, *, seed, log, name, prior_cache=None):
+def _pbb(ds, s, *, seed, log, name, prior_cache=None, quick=False):
     t_all = time.perf_counter()
     torch.manual_seed(seed)
     model = build_model(
@@ -322,6 +326,7 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None):
     )
     extra = dict(dataset=name, prior_kind=f"data ({s['prior_fraction']:.0%})")
     out = {
+        "quick": bool(quick),
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "seed": seed,
         "k_union": k,
@@ -342,7 +347,7 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None):
     out["best"] = best_of([out.get("optimized"), out.get("information")])
     # Wall time of a run from scratch: a cached prior adds its recorded training time.
     out["total_wall_s"] = time.perf_counter() - t_all + (t_prior if cached else 0.0)
-    out["machine"] = _machine()
+    out["machine"] = machine_info()
     log(
         f"  best: {out['best']['posterior']} {out['best']['risk_bound']:.4f} (K = {k}, δ′ split "
         f"{out['best']['of']} ways); total {out['total_wall_s']:.0f}s"
@@ -366,7 +371,9 @@ def run_fashion(
     ds = load_dataset("fashion-mnist")
     if s.get("n_train"):
         ds = ds.subset(torch.arange(int(s["n_train"])))
-    out = _pbb(ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache)
+    out = _pbb(
+        ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache, quick=quick
+    )
     _write(out, out_dir, "certificates_fashion")
     return out
 
@@ -405,40 +412,9 @@ def run_digits(out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None
     """PBB-protocol certificates on the embedded digits set (small MLP)."""
     s = dict(DIGITS_QUICK if quick else DIGITS, **overrides)
     ds = load_dataset("digits")
-    out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache)
+    out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache, quick=quick)
     _write(out, out_dir, "certificates_digits")
     return out
-
-
-BINARY = dict(
-    widths=(600,),
-    sgd_epochs=20,
-    sgd_lr=0.01,
-    sgd_batch=100,
-    c=0.1,
-    b=100,
-    # Dziugaite & Roy's recipe (bounds.md §2.2; run D in docs/results/certificates.md): λ learnt with the
-    # posterior (closed-form optimum, clamped to the grid) and rounded onto λ = c·exp(−j/b), j = 0..j_max;
-    # σ starts at 2|w| around the SGD solution; logistic loss / ln 2 as the surrogate, RMSprop with a ×0.1
-    # drop. f_quad instead of D&R's square-root objective (its KL gradient is too weak at this n: run D).
-    js=None,
-    j_max=499,
-    learn_prior_scale=True,
-    surrogate="logistic",
-    sigma_init="abs_w",
-    sigma_factor=2.0,
-    optimizer="rmsprop",
-    posterior_epochs=400,
-    posterior_lr=3e-3,
-    lr_drop_epoch=200,
-    batch_size=100,
-    mc_samples=50,
-    objective="fquad",
-    # Certificates computed on this bound set in all: runs A and B (7 λ), then run D's 12 configurations
-    # (11 used, 1 spare) × the 500 admissible λ (the learnt λ picks its grid point from the data), plus two
-    # exploratory λ outside that grid (j = −34, −33): 7 + 12·500 + 2.
-    k_union=6009,
-)
 
 
 def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **overrides) -> dict:
@@ -447,72 +423,15 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
     Defaults (``BINARY``): D&R's recipe with a learnt λ rounded onto the grid j = 0..``j_max``, σ from 2|w|,
     logistic surrogate, RMSprop; ``js`` (a list of j) with ``learn_prior_scale=False`` gives the old grid
     search (one posterior per λ, runs A–C)."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from ..training import train
-
-    s = dict(BINARY, **overrides)
-    if quick:
-        s.update(sgd_epochs=1, posterior_epochs=1, mc_samples=5, js=(400,), k_union=None)
-    # An explicit j list, or every j in [0, j_max] (the admissible λ of the learnt-λ recipe).
-    js = list(s["js"]) if s.get("js") is not None else list(range(int(s["j_max"]) + 1))
+    s, js = binary_settings(quick, overrides)
     t_all = time.perf_counter()
     ds = load_dataset("binary-mnist")
-    torch.manual_seed(seed)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=tuple(s["widths"]))
-    w0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        TensorDataset(ds.x_train, ds.y_train),
-        batch_size=s["sgd_batch"],
-        shuffle=True,
-        generator=gen,
-    )
-    t = time.perf_counter()
-    train(
-        model,
-        loader,
-        epochs=s["sgd_epochs"],
-        lr=s["sgd_lr"],
-        optimizer="sgd",
-        momentum=0.9,
-        seed=seed,
-        progress=False,
-    )
-    t_sgd = time.perf_counter() - t
-    model.eval()
-    with torch.no_grad():
-        sgd_train = float((model(ds.x_train).argmax(-1) != ds.y_train).float().mean())
-        sgd_test = float((model(ds.x_test).argmax(-1) != ds.y_test).float().mean())
+    model, w0, t_sgd, sgd_train, sgd_test = sgd_solution(ds, s, seed)
     log(
         f"binary-mnist: n {ds.n_train}, SGD {t_sgd:.0f}s train err {sgd_train:.4f} test {sgd_test:.4f}"
     )
     grid = [s["c"] * math.exp(-j / s["b"]) for j in js]
-    c = certify(
-        model,
-        posterior_data=(ds.x_train, ds.y_train),
-        bound_data=(ds.x_train, ds.y_train),
-        test_data=(ds.x_test, ds.y_test),
-        prior="init",
-        init_state=w0,
-        prior_scale=grid,
-        posterior="optimize",
-        posterior_init="model",
-        objective=s["objective"],
-        posterior_epochs=s["posterior_epochs"],
-        posterior_lr=s["posterior_lr"],
-        batch_size=s["batch_size"],
-        surrogate=s.get("surrogate", "bounded_ce"),
-        posterior_sigma_init=s.get("sigma_init", "prior"),
-        posterior_sigma_factor=s.get("sigma_factor", 1.0),
-        posterior_optimizer=s.get("optimizer", "adam"),
-        learn_prior_scale=s.get("learn_prior_scale", False),
-        posterior_lr_drop_epoch=s.get("lr_drop_epoch"),
-        mc="per_example",
-        mc_samples=s["mc_samples"],
-        seed=seed,
-        k_union=s.get("k_union"),
-    )
+    c = certify_binary(model, w0, ds, s, grid, seed)
     row = _rows_from(
         c,
         dataset="binary-mnist",
@@ -528,6 +447,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         f"test {c.test_error:.4f} ({row['total_wall_s']:.0f}s)"
     )
     out = {
+        "quick": bool(quick),
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "seed": seed,
         "lambda_grid": grid if len(grid) <= 20 else f"c·exp(-j/b), j = {js[0]}..{js[-1]}",
@@ -535,28 +455,10 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         "optimized": row,
         "best": best_of([row]),
         "total_wall_s": row["total_wall_s"],
-        "machine": _machine(),
+        "machine": machine_info(),
     }
     _write(out, out_dir, "certificates_binary_mnist")
     return out
 
 
 RUNS = {"fashion": run_fashion, "binary-mnist": run_binary_mnist, "digits": run_digits}
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--which", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--out", default="docs/results")
-    p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prior-cache", default=None, help="file keeping the trained prior mean")
-    a = p.parse_args(argv)
-    for w in a.which:
-        kw = {} if w == "binary-mnist" else {"prior_cache": a.prior_cache}
-        res = RUNS[w](a.out, quick=a.quick, seed=a.seed, **kw)
-        print(json.dumps({w: res["best"]["risk_bound"]}))
-
-
-if __name__ == "__main__":
-    main()

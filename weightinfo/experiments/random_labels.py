@@ -2,7 +2,7 @@
 
 A network can fit random labels (Zhang et al. 2017), but only by storing them: nothing in the images
 predicts them. Achille, Paolini & Soatto (2019) measure what a network stores as the information in its
-weights, IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P) (Def. 2.1; reference §1.2), and
+weights, IW = KL(Q*‖P) at the optimum of C_β = E_Q[L_D] + β·KL(Q‖P) (Def. 2.1), and
 predict that IW grows with the fraction of random labels the network had to memorise.
 
 The experiment, for each fraction f (default 0, 0.25, 0.5, 1):
@@ -37,18 +37,19 @@ Run it with ``python experiments/random_labels.py`` or ``weightinfo reproduce ra
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import os
-import platform
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._base.machine import machine_info
+from ._random_labels_defaults import CHOICE_NOTE, DEFAULTS, METHODS, QUICK
 from ._random_labels_report import markdown as markdown
 from ._random_labels_report import plot as plot
 from ._random_labels_report import strictly_increasing, write_outputs
@@ -58,68 +59,10 @@ __all__ = [
     "DEFAULTS",
     "METHODS",
     "QUICK",
-    "main",
     "parse_pairs",
     "run",
     "write_outputs",
 ]
-
-METHODS = ("fisher", "variational")
-
-#: Settings of the documented run (``docs/results/random_labels.*``).
-DEFAULTS: dict[str, Any] = {
-    "dataset": "fashion-mnist",
-    "n_train": 3000,
-    "fractions": (0.0, 0.25, 0.5, 1.0),
-    "widths": (256, 256),
-    "max_epochs": 400,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "fit_loss": 0.01,
-    "beta": 1e-7,
-    "prior_scale": 0.05,
-    "seed": 0,
-    "data_seed": 0,
-    "methods": METHODS,
-    "mc_samples": 8,
-    "variational_epochs": 50,
-    "variational_tol": 0.0,
-    "variational_lr": 5e-2,
-    "sensitivity": ((3e-7, 0.05), (1e-7, 0.07)),
-}
-
-#: Why the default β and λ (shown in the report when the run uses the default data, model, β and λ).
-CHOICE_NOTE = (
-    "**Why β = 1e-7 and λ = 0.05.** λ is of the order of the initial weights of the first layer "
-    "(uniform in ±1/√784 ≈ ±0.036) and of how far training moves a weight. β and λ were picked in "
-    "exploratory runs on these four networks (β from 1e-8 to 1e-6, λ from 0.03 to 0.2; not part of "
-    "this command) as a setting where (i) the noise of the Fisher-method Q* leaves the networks fitting "
-    "(E_Q[L_D] ≤ 0.04 against L_D(w*) ≈ 0.01: the quadratic model is trustworthy; at β = 1e-6, λ = 0.1, "
-    "the `weightinfo measure` default chosen on digits, E_Q[L_D] reaches 1.4 on the 100 % network) and "
-    "(ii) the curvature term is a sizeable part of IW (20–26 % Fisher, 26–36 % variational), not the "
-    "mean term alone (β = 1e-7, λ = 0.03: the mean term is 94 % of IW). Smaller β or larger λ make IW "
-    "mostly the curvature term that every weight pays, ≈ ½ ln(λ² F_ii/β), and there the 100 % "
-    "network can store fewer nats than the 50 % one (Fisher, β = 1e-8: 377k → 348k nats at λ = 0.1, "
-    "405k → 358k at λ = 0.2)."
-)
-_CHOICE_KEYS = ("dataset", "n_train", "widths", "beta", "prior_scale")
-
-#: ``--quick``: a reduced run on the bundled digits (seconds, no data files needed).
-QUICK: dict[str, Any] = {
-    "dataset": "digits",
-    "n_train": 500,
-    "fractions": (0.0, 0.5, 1.0),
-    "widths": (128,),
-    "max_epochs": 1000,
-    "lr": 1e-2,
-    "batch_size": 128,
-    "fit_loss": 0.01,
-    "beta": 1e-6,
-    "prior_scale": 0.1,
-    "mc_samples": 4,
-    "variational_epochs": 5,
-    "sensitivity": (),
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,18 +116,259 @@ def _accuracy(model, x, y) -> float:
         return float((model(x).argmax(1) == y).double().mean())
 
 
-def _machine() -> dict[str, Any]:
-    import torch
+@dataclass(frozen=True)
+class _Training:
+    """How every network is trained: Adam from the common w0, same data order, until L_D ≤ ``fit_loss``."""
 
+    epochs: int
+    lr: float
+    batch_size: int
+    fit_loss: float
+    seed: int
+
+    def fit(self, net0, init_state: dict, ds):
+        """A copy of ``net0`` at w0 trained on ``ds``'s (noisy) labels; returns (net, stop, epochs run)."""
+        from ..training import train
+
+        net = copy.deepcopy(net0)
+        net.load_state_dict(init_state)
+        stop = _FitStop(ds.x_train, ds.y_train, self.fit_loss)
+        tr = train(
+            net,
+            ds.train_loader(batch_size=self.batch_size, shuffle=True, seed=self.seed),
+            epochs=self.epochs,
+            lr=self.lr,
+            optimizer="adam",
+            seed=self.seed,
+            callbacks=[stop],
+            progress=False,
+        )
+        net.eval()
+        return net, stop, tr.epochs_run
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """How IW is measured at a (β, λ): the methods, E_Q[L_D]'s draws and the variational fit."""
+
+    methods: tuple[str, ...]
+    mc_samples: int
+    seed: int
+    variational_epochs: int
+    variational_tol: float
+    variational_lr: float
+
+    def __call__(self, net, data, init_state: dict, method: str, beta: float, prior_scale: float):
+        """:func:`weightinfo.information` of ``net`` on ``data``, P = N(w0, λ² I); (result, seconds)."""
+        from ..iw import information
+
+        kw: dict[str, Any] = {}
+        if method == "variational":
+            kw = {
+                "max_epochs": self.variational_epochs,
+                "tol": self.variational_tol,
+                "lr": self.variational_lr,
+                "lr_decay": 1.0,  # the constant rate of the documented runs
+            }
+        tm = time.perf_counter()
+        res = information(
+            net,
+            data,
+            beta=beta,
+            prior_scale=prior_scale,
+            prior_mean="init",
+            init_state=init_state,
+            method=method,
+            structure="diag",
+            mc_samples=self.mc_samples,
+            seed=self.seed,
+            progress=False,
+            **kw,
+        )
+        return res, time.perf_counter() - tm
+
+
+def _checked(fractions, methods, widths, beta, prior_scale, sensitivity):
+    """The settings as lists/tuples of numbers, or ``ValueError`` naming the bad one."""
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(not 0.0 <= f <= 1.0 for f in fractions):
+        raise ValueError(f"fractions must lie in [0, 1], got {fractions}")
+    if sorted(fractions) != fractions or len(set(fractions)) != len(fractions):
+        raise ValueError(f"fractions must be distinct and increasing, got {fractions}")
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if not methods or bad:
+        raise ValueError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    if not (math.isfinite(prior_scale) and prior_scale > 0):
+        raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale!r}")
+    widths = tuple(int(w) for w in widths)
+    sensitivity = [(float(b), float(lam)) for b, lam in sensitivity]
+    if any(not (math.isfinite(v) and v > 0) for pair in sensitivity for v in pair):
+        raise ValueError(f"sensitivity must hold (beta, lambda) pairs > 0, got {sensitivity}")
+    return fractions, methods, widths, sensitivity
+
+
+def _fit_row(f: float, noise: dict, net, stop, epochs_run: int, ds, clean, t_train: float) -> dict:
+    """The training half of a fraction's row: labels changed, epochs, fit, accuracies."""
+    x, y = ds.x_train, ds.y_train
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "python": platform.python_version(),
-        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
+        "fraction": f,
+        "n_corrupted": noise["n_corrupted"],
+        "n_changed": noise["n_changed"],
+        "epochs": epochs_run,
+        "fit_reached": stop.reached,
+        "train_loss": stop.loss,
+        "train_acc": _accuracy(net, x, y),
+        "train_acc_clean_labels": _accuracy(net, x, clean.y_train),
+        "test_acc": _accuracy(net, ds.x_test, ds.y_test),
+        "train_time_s": t_train,
+    }
+
+
+def _record_method(row: dict, layers: dict, method: str, res, dt: float) -> None:
+    """Write one method's IW at the main (β, λ) into the fraction's row and its per-layer entries."""
+    row[f"iw_{method}"] = res.nats
+    row[f"curvature_term_{method}"] = res.nats - row["mean_term"]
+    row[f"expected_loss_{method}"] = res.expected_loss
+    row[f"expected_loss_stderr_{method}"] = res.expected_loss_stderr
+    row[f"time_{method}_s"] = dt
+    if method == "variational":
+        row["variational_epochs_run"] = res.extra.get("epochs")
+        row["variational_converged"] = res.extra.get("converged")
+    for r in res.per_layer.rows:
+        entry = layers.setdefault(r["layer"], {"layer": r["layer"], "mean_term": 0.0})
+        entry["n_params"] = r["n_params"]
+        entry[f"iw_{method}"] = r["nats"]
+
+
+def _sensitivity_cell(net, data, init_state, measure: _Measure, beta: float, lam: float) -> dict:
+    """Both methods at a further (β, λ) on the same trained network."""
+    mt = sum(_mean_terms(net, init_state, lam).values())
+    cell: dict[str, Any] = {"beta": beta, "prior_scale": lam, "mean_term": mt}
+    for method in measure.methods:
+        res, _ = measure(net, data, init_state, method, beta, lam)
+        cell[f"iw_{method}"] = res.nats
+        cell[f"curvature_term_{method}"] = res.nats - mt
+        cell[f"expected_loss_{method}"] = res.expected_loss
+    return cell
+
+
+def _one_fraction(
+    f, clean, net0, init_state, training, measure, beta, prior_scale, sensitivity, say
+):
+    """Corrupt a fraction ``f`` of the labels, fit a network from w0, measure IW; (row, per-layer rows)."""
+    from ..data import corrupt_labels
+
+    t0 = time.perf_counter()
+    ds = corrupt_labels(clean, f, seed=training.seed)
+    noise = ds.info["label_noise"]
+    net, stop, epochs_run = training.fit(net0, init_state, ds)
+    row = _fit_row(f, noise, net, stop, epochs_run, ds, clean, time.perf_counter() - t0)
+    mean_layers = _mean_terms(net, init_state, prior_scale)
+    row["mean_term"] = sum(mean_layers.values())
+    say(
+        f"fraction {f:g}: {noise['n_changed']} labels changed; fit in {epochs_run} epochs "
+        f"({row['train_time_s']:.0f} s): train acc {100 * row['train_acc']:.1f}%, "
+        f"test acc {100 * row['test_acc']:.1f}%, L_D {stop.loss:.4f}"
+    )
+    if not stop.reached or row["train_acc"] < 0.99:
+        say(f"  warning: fraction {f:g} not fit (loss {stop.loss:.4f}, acc {row['train_acc']:.3f})")
+    data = (ds.x_train, ds.y_train)
+    layers = {layer: {"layer": layer, "mean_term": v} for layer, v in mean_layers.items()}
+    for method in measure.methods:
+        res, dt = measure(net, data, init_state, method, beta, prior_scale)
+        _record_method(row, layers, method, res, dt)
+        say(
+            f"  {method}: IW = {res.nats:,.0f} nats (mean term {row['mean_term']:,.0f}, "
+            f"curvature term {res.nats - row['mean_term']:,.0f}); E_Q[L_D] = "
+            f"{res.expected_loss:.4f} ({dt:.0f} s)"
+        )
+    row["sensitivity"] = []
+    for b, lam in sensitivity:
+        cell = _sensitivity_cell(net, data, init_state, measure, b, lam)
+        row["sensitivity"].append(cell)
+        say(
+            f"  β = {b:g}, λ = {lam:g}: "
+            + ", ".join(f"IW {m} {cell[f'iw_{m}']:,.0f}" for m in measure.methods)
+            + f" (mean term {cell['mean_term']:,.0f})"
+        )
+    row["time_s"] = time.perf_counter() - t0
+    return row, list(layers.values())
+
+
+def _orderings(rows: list[dict], methods, sensitivity) -> tuple[dict, list[dict]]:
+    """Whether IW, the curvature and the mean term rise strictly with the fraction (main and further β, λ)."""
+    ordering: dict[str, dict[str, bool]] = {
+        "mean_term": {"strictly_increasing": strictly_increasing([r["mean_term"] for r in rows])}
+    }
+    for method in methods:
+        ordering[method] = {
+            "iw_strictly_increasing": strictly_increasing([r[f"iw_{method}"] for r in rows]),
+            "curvature_term_strictly_increasing": strictly_increasing(
+                [r[f"curvature_term_{method}"] for r in rows]
+            ),
+        }
+    sens_ordering = []
+    for i, (b, lam) in enumerate(sensitivity):
+        cells = [r["sensitivity"][i] for r in rows]
+        entry: dict[str, Any] = {"beta": b, "prior_scale": lam}
+        for method in methods:
+            entry[f"iw_{method}_strictly_increasing"] = strictly_increasing(
+                [c[f"iw_{method}"] for c in cells]
+            )
+            entry[f"curvature_term_{method}_strictly_increasing"] = strictly_increasing(
+                [c[f"curvature_term_{method}"] for c in cells]
+            )
+        sens_ordering.append(entry)
+    return ordering, sens_ordering
+
+
+def _settings_record(
+    dataset, clean, data_seed, fractions, widths, n_params, training, measure, beta, prior_scale,
+    sensitivity,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``settings`` block of the result (what the report and a rerun need)."""
+    n = len(clean)
+    return {
+        "dataset": dataset,
+        "dataset_description": clean.describe(),
+        "n_train": n,
+        "n_classes": clean.n_classes,
+        "data_seed": data_seed,
+        "fractions": fractions,
+        "model": {"name": "mlp", "widths": list(widths), "n_params": n_params},
+        "training": {
+            "optimizer": "adam",
+            "lr": training.lr,
+            "batch_size": training.batch_size,
+            "max_epochs": training.epochs,
+            "fit_loss": training.fit_loss,
+            "stop": "first epoch with mean training loss (noisy labels, whole set) <= fit_loss",
+            "seed": training.seed,
+            "same_initialisation": True,
+        },
+        "information": {
+            "beta": beta,
+            "beta_convention": "per sample, mean loss (beta_sum = N*beta)",
+            "beta_sum": beta * n,
+            "prior_scale": prior_scale,
+            "prior_mean": "init (the common initial weights w0)",
+            "structure": "diag",
+            "fisher": "exact diagonal Fisher (labels from the model), corrected convention",
+            "variational": {
+                "max_epochs": measure.variational_epochs,
+                "tol": measure.variational_tol,
+                "lr": measure.variational_lr,
+                "init_var": "fisher",
+            },
+            "mc_samples": measure.mc_samples,
+            "sensitivity": [list(p) for p in sensitivity],
+            "data": "the training images with the (noisy) labels each network was fit to",
+            "units": "nats",
+        },
+        "methods": list(measure.methods),
     }
 
 
@@ -217,6 +401,7 @@ def run(
     sensitivity: Sequence[tuple[float, float]] = DEFAULTS["sensitivity"],
     data_root: str | os.PathLike | None = None,
     command: str | None = None,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Fit an MLP to each fraction of random labels and measure the information in its weights.
 
@@ -239,230 +424,62 @@ def run(
     out_dir : if given, write ``random_labels.json``, ``.png`` and ``.md`` there.
     progress : True (status lines on stderr), False/None, or a callable taking one line.
     command : the command line recorded in the report (default: this process's ``sys.argv``).
+    quick : whether these are the smoke-test settings (:data:`QUICK`); recorded as ``"quick"`` and
+        announced at the top of the report.
 
     Returns
     -------
     dict with ``settings``, ``rows`` (one per fraction: accuracies, IW per method, mean term, curvature
     terms, E_Q[L_D], times, and the ``sensitivity`` cells), ``per_layer`` (per fraction and layer),
     ``ordering`` (per method: whether IW, the curvature term, and the mean term rise strictly with the
-    fraction), ``sensitivity_ordering``, ``label_nats``, ``command``, ``machine``, ``time_s`` and, with
+    fraction), ``sensitivity_ordering``, ``label_nats``, ``command``, ``machine``, ``time_s``, ``quick`` and, with
     ``out_dir``, ``files``.
     """
     import torch
 
-    from ..data import corrupt_labels, load_dataset
-    from ..iw import information
+    from ..data import load_dataset
     from ..models import build_model, count_parameters
-    from ..training import train
 
     say = _reporter(progress)
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(not 0.0 <= f <= 1.0 for f in fractions):
-        raise ValueError(f"fractions must lie in [0, 1], got {fractions}")
-    if sorted(fractions) != fractions or len(set(fractions)) != len(fractions):
-        raise ValueError(f"fractions must be distinct and increasing, got {fractions}")
-    methods = tuple(methods)
-    bad = [m for m in methods if m not in METHODS]
-    if not methods or bad:
-        raise ValueError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    if not (math.isfinite(prior_scale) and prior_scale > 0):
-        raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale!r}")
-    widths = tuple(int(w) for w in widths)
-    sensitivity = [(float(b), float(lam)) for b, lam in sensitivity]
-    if any(not (math.isfinite(v) and v > 0) for pair in sensitivity for v in pair):
-        raise ValueError(f"sensitivity must hold (beta, lambda) pairs > 0, got {sensitivity}")
+    fractions, methods, widths, sensitivity = _checked(
+        fractions, methods, widths, beta, prior_scale, sensitivity
+    )
+    training = _Training(epochs, lr, batch_size, fit_loss, seed)
+    measure = _Measure(
+        methods, mc_samples, seed, variational_epochs, variational_tol, variational_lr
+    )
 
     t_start = time.perf_counter()
     clean = load_dataset(dataset, seed=data_seed, n_samples=n_train, root=data_root)
-    n = len(clean)
     say(f"{clean.describe()}; MLP {widths}; β = {beta:g} per sample, λ = {prior_scale:g}")
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the common initial weights w0
     net0 = build_model("mlp", clean.input_shape, clean.n_classes, widths=widths)
     init_state = copy.deepcopy(net0.state_dict())
-    k = count_parameters(net0)
 
     rows: list[dict[str, Any]] = []
     per_layer: list[dict[str, Any]] = []
     for f in fractions:
-        t0 = time.perf_counter()
-        ds = corrupt_labels(clean, f, seed=seed)
-        noise = ds.info["label_noise"]
-        x, y = ds.x_train, ds.y_train
-        net = copy.deepcopy(net0)
-        net.load_state_dict(init_state)
-        stop = _FitStop(x, y, fit_loss)
-        tr = train(
-            net,
-            ds.train_loader(batch_size=batch_size, shuffle=True, seed=seed),
-            epochs=epochs,
-            lr=lr,
-            optimizer="adam",
-            seed=seed,
-            callbacks=[stop],
-            progress=False,
+        row, layers = _one_fraction(
+            f, clean, net0, init_state, training, measure, beta, prior_scale, sensitivity, say
         )
-        net.eval()
-        t_train = time.perf_counter() - t0
-
-        def measure(method: str, b: float, lam: float, net=net, x=x, y=y):
-            kw: dict[str, Any] = {}
-            if method == "variational":
-                kw = {
-                    "max_epochs": variational_epochs,
-                    "tol": variational_tol,
-                    "lr": variational_lr,
-                    "lr_decay": 1.0,  # the constant rate of the documented runs
-                }
-            tm = time.perf_counter()
-            res = information(
-                net,
-                (x, y),
-                beta=b,
-                prior_scale=lam,
-                prior_mean="init",
-                init_state=init_state,
-                method=method,
-                structure="diag",
-                mc_samples=mc_samples,
-                seed=seed,
-                progress=False,
-                **kw,
-            )
-            return res, time.perf_counter() - tm
-
-        row: dict[str, Any] = {
-            "fraction": f,
-            "n_corrupted": noise["n_corrupted"],
-            "n_changed": noise["n_changed"],
-            "epochs": tr.epochs_run,
-            "fit_reached": stop.reached,
-            "train_loss": stop.loss,
-            "train_acc": _accuracy(net, x, y),
-            "train_acc_clean_labels": _accuracy(net, x, clean.y_train),
-            "test_acc": _accuracy(net, ds.x_test, ds.y_test),
-            "train_time_s": t_train,
-        }
-        mean_layers = _mean_terms(net, init_state, prior_scale)
-        row["mean_term"] = sum(mean_layers.values())
-        say(
-            f"fraction {f:g}: {noise['n_changed']} labels changed; fit in {tr.epochs_run} epochs "
-            f"({t_train:.0f} s): train acc {100 * row['train_acc']:.1f}%, "
-            f"test acc {100 * row['test_acc']:.1f}%, L_D {stop.loss:.4f}"
-        )
-        if not stop.reached or row["train_acc"] < 0.99:
-            say(
-                f"  warning: fraction {f:g} not fit (loss {stop.loss:.4f}, acc {row['train_acc']:.3f})"
-            )
-        layers = {layer: {"layer": layer, "mean_term": v} for layer, v in mean_layers.items()}
-        for method in methods:
-            res, dt = measure(method, beta, prior_scale)
-            row[f"iw_{method}"] = res.nats
-            row[f"curvature_term_{method}"] = res.nats - row["mean_term"]
-            row[f"expected_loss_{method}"] = res.expected_loss
-            row[f"expected_loss_stderr_{method}"] = res.expected_loss_stderr
-            row[f"time_{method}_s"] = dt
-            if method == "variational":
-                row["variational_epochs_run"] = res.extra.get("epochs")
-                row["variational_converged"] = res.extra.get("converged")
-            for r in res.per_layer.rows:
-                entry = layers.setdefault(r["layer"], {"layer": r["layer"], "mean_term": 0.0})
-                entry["n_params"] = r["n_params"]
-                entry[f"iw_{method}"] = r["nats"]
-            el = res.expected_loss
-            say(
-                f"  {method}: IW = {res.nats:,.0f} nats (mean term {row['mean_term']:,.0f}, "
-                f"curvature term {res.nats - row['mean_term']:,.0f}); E_Q[L_D] = {el:.4f} ({dt:.0f} s)"
-            )
-        row["sensitivity"] = []
-        for b, lam in sensitivity:
-            mt = sum(_mean_terms(net, init_state, lam).values())
-            cell: dict[str, Any] = {"beta": b, "prior_scale": lam, "mean_term": mt}
-            for method in methods:
-                res, _ = measure(method, b, lam)
-                cell[f"iw_{method}"] = res.nats
-                cell[f"curvature_term_{method}"] = res.nats - mt
-                cell[f"expected_loss_{method}"] = res.expected_loss
-            row["sensitivity"].append(cell)
-            say(
-                f"  β = {b:g}, λ = {lam:g}: "
-                + ", ".join(f"IW {m} {cell[f'iw_{m}']:,.0f}" for m in methods)
-                + f" (mean term {mt:,.0f})"
-            )
-        row["time_s"] = time.perf_counter() - t0
         rows.append(row)
-        per_layer.append({"fraction": f, "layers": list(layers.values())})
+        per_layer.append({"fraction": f, "layers": layers})
 
-    ordering: dict[str, dict[str, bool]] = {
-        "mean_term": {"strictly_increasing": strictly_increasing([r["mean_term"] for r in rows])}
-    }
-    for method in methods:
-        ordering[method] = {
-            "iw_strictly_increasing": strictly_increasing([r[f"iw_{method}"] for r in rows]),
-            "curvature_term_strictly_increasing": strictly_increasing(
-                [r[f"curvature_term_{method}"] for r in rows]
-            ),
-        }
-    sens_ordering = []
-    for i, (b, lam) in enumerate(sensitivity):
-        cells = [r["sensitivity"][i] for r in rows]
-        entry: dict[str, Any] = {"beta": b, "prior_scale": lam}
-        for method in methods:
-            entry[f"iw_{method}_strictly_increasing"] = strictly_increasing(
-                [c[f"iw_{method}"] for c in cells]
-            )
-            entry[f"curvature_term_{method}_strictly_increasing"] = strictly_increasing(
-                [c[f"curvature_term_{method}"] for c in cells]
-            )
-        sens_ordering.append(entry)
+    ordering, sens_ordering = _orderings(rows, methods, sensitivity)
     if command is None:
         command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    settings = _settings_record(
+        dataset, clean, data_seed, fractions, widths, count_parameters(net0), training, measure,
+        beta, prior_scale, sensitivity,
+    )  # fmt: skip
     out: dict[str, Any] = {
         "experiment": "random_labels",
         "description": (
             "Information in the weights (nats) of an MLP fit to a fraction of random training labels, "
             "same initialisation, same beta and lambda for every fraction and method"
         ),
-        "settings": {
-            "dataset": dataset,
-            "dataset_description": clean.describe(),
-            "n_train": n,
-            "n_classes": clean.n_classes,
-            "data_seed": data_seed,
-            "fractions": fractions,
-            "model": {"name": "mlp", "widths": list(widths), "n_params": k},
-            "training": {
-                "optimizer": "adam",
-                "lr": lr,
-                "batch_size": batch_size,
-                "max_epochs": epochs,
-                "fit_loss": fit_loss,
-                "stop": "first epoch with mean training loss (noisy labels, whole set) <= fit_loss",
-                "seed": seed,
-                "same_initialisation": True,
-            },
-            "information": {
-                "beta": beta,
-                "beta_convention": "per sample, mean loss (beta_sum = N*beta)",
-                "beta_sum": beta * n,
-                "prior_scale": prior_scale,
-                "prior_mean": "init (the common initial weights w0)",
-                "structure": "diag",
-                "fisher": "exact diagonal Fisher (labels from the model), corrected convention",
-                "variational": {
-                    "max_epochs": variational_epochs,
-                    "tol": variational_tol,
-                    "lr": variational_lr,
-                    "init_var": "fisher",
-                },
-                "mc_samples": mc_samples,
-                "sensitivity": [list(p) for p in sensitivity],
-                "data": "the training images with the (noisy) labels each network was fit to",
-                "units": "nats",
-            },
-            "methods": list(methods),
-        },
+        "quick": bool(quick),
+        "settings": settings,
         "rows": rows,
         "per_layer": per_layer,
         "ordering": ordering,
@@ -472,7 +489,7 @@ def run(
             "values": [r["n_corrupted"] * math.log(clean.n_classes) for r in rows],
         },
         "command": command,
-        "machine": _machine(),
+        "machine": machine_info(),
         "time_s": time.perf_counter() - t_start,
     }
     if out_dir is not None:
@@ -483,16 +500,8 @@ def run(
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Parsing
 # --------------------------------------------------------------------------------------------
-
-
-def _floats(text: str) -> list[float]:
-    return [float(t) for t in text.replace(" ", ",").split(",") if t.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    return [int(t) for t in text.replace(" ", ",").split(",") if t.strip()]
 
 
 def parse_pairs(text: str) -> list[tuple[float, float]]:
@@ -500,123 +509,8 @@ def parse_pairs(text: str) -> list[tuple[float, float]]:
     if text.strip().lower() in ("", "none"):
         return []
     out = []
-    for item in _strings(text):
-        b, _, lam = item.partition(":")
-        out.append((float(b), float(lam)))
+    for item in (t.strip() for t in text.replace(" ", ",").split(",")):
+        if item:
+            b, _, lam = item.partition(":")
+            out.append((float(b), float(lam)))
     return out
-
-
-def _strings(text: str) -> list[str]:
-    return [t.strip() for t in text.replace(" ", ",").split(",") if t.strip()]
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """``python experiments/random_labels.py [options]``; ``--help`` lists them."""
-    d = DEFAULTS
-    p = argparse.ArgumentParser(
-        prog="random_labels.py",
-        description="Information in the weights of an MLP fit to 0-100 percent random labels, both "
-        "methods at the same beta and lambda (writes random_labels.json/.png/.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    csv = ",".join
-    p.add_argument("--dataset", default=d["dataset"], help="dataset name")
-    p.add_argument(
-        "--n-train", type=int, default=d["n_train"], help="training images, seeded subset (0: all)"
-    )
-    p.add_argument(
-        "--fractions",
-        type=_floats,
-        default=csv(f"{f:g}" for f in d["fractions"]),
-        help="fractions of random labels, comma-separated",
-    )
-    p.add_argument(
-        "--widths",
-        type=_ints,
-        default=csv(str(w) for w in d["widths"]),
-        help="MLP hidden widths, comma-separated",
-    )
-    p.add_argument(
-        "--epochs", type=int, default=d["max_epochs"], help="most training epochs (Adam)"
-    )
-    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="training batch size")
-    p.add_argument(
-        "--fit-loss",
-        type=float,
-        default=d["fit_loss"],
-        help="stop training once the mean training loss is at most this",
-    )
-    p.add_argument("--beta", type=float, default=d["beta"], help="beta per sample (mean loss)")
-    p.add_argument(
-        "--prior-scale",
-        type=float,
-        default=d["prior_scale"],
-        help="lambda of P = N(w0, lambda^2 I)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=d["seed"], help="initial weights, data order, label noise"
-    )
-    p.add_argument("--data-seed", type=int, default=d["data_seed"], help="training subset")
-    p.add_argument(
-        "--methods",
-        type=_strings,
-        default=csv(d["methods"]),
-        help="fisher and/or variational, comma-separated",
-    )
-    p.add_argument(
-        "--mc-samples", type=int, default=d["mc_samples"], help="weight draws for E_Q[L_D]"
-    )
-    p.add_argument(
-        "--variational-epochs",
-        type=int,
-        default=d["variational_epochs"],
-        help="epochs of the variational fit",
-    )
-    p.add_argument(
-        "--variational-tol",
-        type=float,
-        default=d["variational_tol"],
-        help="stop the variational fit when C_beta changes less (0: run every epoch)",
-    )
-    p.add_argument(
-        "--sensitivity",
-        type=parse_pairs,
-        default=csv(f"{b:g}:{lam:g}" for b, lam in d["sensitivity"]) or "none",
-        help="further BETA:LAMBDA pairs measured on the same networks, comma-separated, or 'none'",
-    )
-    p.add_argument("--out", default="docs/results", help="output folder")
-    p.add_argument("--quiet", action="store_true", help="no status lines on stderr")
-    args = p.parse_args(argv)
-    env = " ".join(
-        f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "WEIGHTINFO_DATA") if os.environ.get(k)
-    )
-    cmd = " ".join(
-        shlex.quote(a) for a in ["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
-    )
-    return run(
-        dataset=args.dataset,
-        n_train=args.n_train or None,
-        fractions=args.fractions,
-        widths=args.widths,
-        epochs=args.epochs,
-        beta=args.beta,
-        prior_scale=args.prior_scale,
-        seed=args.seed,
-        methods=args.methods,
-        out_dir=args.out,
-        progress=not args.quiet,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        fit_loss=args.fit_loss,
-        data_seed=args.data_seed,
-        mc_samples=args.mc_samples,
-        variational_epochs=args.variational_epochs,
-        variational_tol=args.variational_tol,
-        sensitivity=args.sensitivity,
-        command=f"{env} {cmd}".strip(),
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -11,6 +11,8 @@ figure: information in nats, L_D the **mean** per-sample loss, β **per sample**
   output unit (weight row + bias) for every linear layer (up to ``max_maps``).
 * :func:`plot_curve` (an ``InformationCurve``): E_{Q*}[L_D] (Monte Carlo, ± standard error, and the quadratic
   model) against IW in nats, each point labelled with its β; and C_β = E_Q[L_D] + β·IW against β.
+* :func:`figure` and :func:`save_figure`: the canvas and the atomic PNG write those two use, for other
+  figures (the experiments' reports).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pathlib import Path
 
 from .._base.atomic import atomic_write
 
-__all__ = ["plot_where", "plot_curve"]
+__all__ = ["figure", "plot_curve", "plot_where", "save_figure"]
 
 CONVENTIONS_NOTE = "nats; L_D = mean per-sample loss; β per sample"
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` × ``height`` inches on an Agg canvas (no window, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -34,7 +37,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically; return ``path``."""
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
 
@@ -102,7 +105,7 @@ def plot_where(result, path, *, title: str | None = None, max_maps: int = 6) -> 
     nrows_maps = math.ceil(len(maps) / ncols) if maps else 0
     bar_h = max(2.2, 0.34 * len(rows) + 1.0)
     map_h = 3.1
-    fig = _figure(12.0, bar_h + map_h * nrows_maps + 1.0)
+    fig = figure(12.0, bar_h + map_h * nrows_maps + 1.0)
     gs = fig.add_gridspec(
         1 + nrows_maps,
         ncols,
@@ -182,7 +185,7 @@ def plot_where(result, path, *, title: str | None = None, max_maps: int = 6) -> 
     )
     h = fig.get_figheight()
     fig.subplots_adjust(left=0.16, right=0.97, top=1 - 0.95 / h, bottom=0.55 / h)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,7 +221,7 @@ def plot_curve(curve, path, *, title: str | None = None) -> Path:
     train = rows[0].get("train_loss")
     has_mc = any(math.isfinite(x) for x in el)
 
-    fig = _figure(12.5, 5.0)
+    fig = figure(12.5, 5.0)
     ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
 
     if has_mc:
@@ -279,4 +282,4 @@ def plot_curve(curve, path, *, title: str | None = None) -> Path:
         (title or "Loss–information trade-off") + f"  [{CONVENTIONS_NOTE}]\n" + sub, fontsize=10.5
     )
     fig.subplots_adjust(left=0.07, right=0.98, top=0.84, bottom=0.11, wspace=0.25)
-    return _save(fig, path)
+    return save_figure(fig, path)
