@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._base.checks import check_momentum
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
 from .risk import P_MIN, bounded_ce
 
@@ -105,6 +106,7 @@ def train_prior_mean(
     on ``data``; returns the eval-mode parameters (the prior mean w0)."""
     from ..training import train
 
+    check_momentum("momentum", momentum)
     net = copy.deepcopy(model)
     torch.manual_seed(int(seed))
     if init_state is not None:
