@@ -70,7 +70,7 @@ def test_options_are_frozen_and_lists_become_tuples():
     assert p.scale == (0.01, 0.03) and p.scales == [0.01, 0.03]
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.momentum = 0.5
-    q = PosteriorOptions(kind="information", beta=[1e-3, 1e-2])
+    q = PosteriorOptions(source="information", beta=[1e-3, 1e-2])
     assert q.beta == (1e-3, 1e-2) and q.betas == [1e-3, 1e-2]
     assert PosteriorOptions().betas == [None]
 
@@ -80,16 +80,19 @@ def test_options_are_frozen_and_lists_become_tuples():
     [
         (lambda: PriorOptions(momentum=1.5), r"prior_momentum must lie in \[0, 1\)"),
         (lambda: PriorOptions(momentum=-0.1), "prior_momentum"),
-        (lambda: PriorOptions(kind="zero"), "prior"),
+        (lambda: PriorOptions(source="zero"), "prior"),
         (lambda: PriorOptions(scale=[]), "prior_scale grid is empty"),
         (lambda: PriorOptions(fraction=1.0), "prior_fraction"),
         (lambda: PriorOptions(lr=0.0), "prior_lr"),
-        (lambda: PriorOptions(kind="init"), "init_state"),
-        (lambda: PosteriorOptions(kind="laplace"), "posterior"),
+        (lambda: PriorOptions(source="init"), "init_state"),
+        (lambda: PosteriorOptions(source="laplace"), "posterior"),
         (lambda: PosteriorOptions(beta=[1e-3, 1e-2]), "beta grid"),
-        (lambda: PosteriorOptions(kind="information", beta=-1.0), "beta"),
+        (lambda: PosteriorOptions(source="information", beta=-1.0), "beta"),
         (lambda: PosteriorOptions(epochs=-1), "posterior_epochs"),
-        (lambda: PosteriorOptions(kind="information", learn_prior_scale=True), "learn_prior_scale"),
+        (
+            lambda: PosteriorOptions(source="information", learn_prior_scale=True),
+            "learn_prior_scale",
+        ),
         (lambda: MonteCarloOptions(estimator="fast"), "mc"),
         (lambda: MonteCarloOptions(samples=0), "mc_samples"),
         (lambda: MonteCarloOptions(delta_mc=1.0), "delta_mc"),
@@ -106,7 +109,7 @@ def test_flat_keywords_map_onto_the_objects():
         cls = {"prior": PriorOptions, "posterior": PosteriorOptions, "mc": MonteCarloOptions}[group]
         assert field in {f.name for f in dataclasses.fields(cls)}, key
     p, q, m = resolve_options("data", "optimize", "per_example", {"prior_momentum": 0.5})
-    assert (p.momentum, q.kind, m.estimator) == (0.5, "optimize", "per_example")
+    assert (p.momentum, q.source, m.estimator) == (0.5, "optimize", "per_example")
     with pytest.raises(TypeError, match="unexpected keyword argument 'prior_momentom'"):
         resolve_options("data", "optimize", "standard", {"prior_momentom": 0.5})
     with pytest.raises(ValueError, match="prior_epochs given both"):

@@ -147,7 +147,7 @@ def _prior_mean(
     """w0: the given trained state, the prior data's ERM solution, or the initial weights."""
     if p.state is not None:
         return _state_means(model, p.state, "prior_state")
-    if p.kind == "data":
+    if p.source == "data":
         return pf.train_prior_mean(
             model,
             prior_data,
@@ -272,7 +272,7 @@ def _fit_kwargs(q: PosteriorOptions, n: int, delta_k: float, seed: int) -> dict:
 
 def _posterior_record(q: PosteriorOptions) -> dict | None:
     """``Certificate.posterior_options``: the optimised posterior's settings (None for Q*)."""
-    if q.kind != "optimize":
+    if q.source != "optimize":
         return None
     return dict(
         surrogate=q.surrogate,
@@ -316,7 +316,7 @@ def certify(
     whatever trained ``prior_state``). ``posterior_data`` may be anything (all the data).
 
     prior, posterior, mc : a :class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`,
-        or just their kind (``"data"``/``"init"``, ``"optimize"``/``"information"``,
+        or just their source or estimator (``"data"``/``"init"``, ``"optimize"``/``"information"``,
         ``"standard"``/``"per_example"``) completed by flat keywords (``**options``): ``prior_scale``,
         ``prior_state``, ``init_state``, ``prior_fraction``, ``prior_epochs``, ``prior_lr``,
         ``prior_batch_size``, ``prior_momentum``; ``objective``, ``posterior_init``, ``posterior_epochs``,
@@ -359,7 +359,7 @@ def certify(
     mc_seed = int(seed if mco.seed is None else mco.seed)
     m_screen = int(mco.samples if mco.screen is None else mco.screen)
     fit = _fit_kwargs(q, bound_set.n, delta_k, seed)
-    candidates = _posteriors(model, q.kind, (xq, yq), w0, points, **fit)  # step 2
+    candidates = _posteriors(model, q.source, (xq, yq), w0, points, **fit)  # step 2
     learned = None
     if q.learn_prior_scale:
         learned, candidates, points = _near_learnt_scale(candidates, grid, w0)
@@ -382,19 +382,19 @@ def certify(
         delta_mc=float(mco.delta_mc),
         bound="kl (Maurer)",
         mc=mco.estimator,
-        prior=p.kind,
+        prior=p.source,
         prior_scale=lam,
         prior_scale_grid=grid,
         k_scales=len(grid),
-        posterior=q.kind,
-        objective=q.objective if q.kind == "optimize" else None,
+        posterior=q.source,
+        objective=q.objective if q.source == "optimize" else None,
         test_error=errors[0],
         mean_test_error=errors[1],
         majority_vote_test_error=errors[2],
         vacuous=res.vacuous,
         wall_time_s=time.perf_counter() - t0,
         beta=b,
-        beta_grid=None if q.kind == "optimize" else betas,
+        beta_grid=None if q.source == "optimize" else betas,
         k_union=k_union,
         mc_screen=m_screen if len(points) > 1 else None,
         grid=screened,

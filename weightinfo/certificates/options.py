@@ -1,6 +1,6 @@
 """The options of :func:`weightinfo.certify`, grouped into small frozen, validated objects.
 
-* :class:`PriorOptions` — the prior P = N(w0, λ² I): where w0 comes from (``kind``), λ or a grid of λ
+* :class:`PriorOptions` — the prior P = N(w0, λ² I): where w0 comes from (``source``), λ or a grid of λ
   (``scale``), the share of ``data`` that trains w0 when ``certify(model, data)`` splits it, and the SGD that
   trains it.
 * :class:`PosteriorOptions` — the posterior Q = N(μ, diag σ²): optimised on a PAC-Bayes objective (Pérez-Ortiz
@@ -11,7 +11,8 @@
 
 Each object checks its fields when it is made, so a bad value fails before any work. ``certify`` also takes
 the historical flat keywords (``prior_epochs=``, ``mc_samples=``, …); :data:`FLAT_KEYWORDS` maps each one onto
-its object and field.
+its object and field. Where w0 or Q comes from is a ``source``, not a ``kind``: ``kind`` names how a
+curvature takes the expectation over labels.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _freeze(value):
 class PriorOptions:
     """The prior P = N(w0, λ² I).
 
-    kind : ``"data"`` — w0 = ``state`` if given (a state dict trained on the prior data only, used exactly),
+    source : ``"data"`` — w0 = ``state`` if given (a state dict trained on the prior data only, used exactly),
         else a re-initialised copy of the model (``init_state`` if given) trained by ERM on the prior data
         (SGD with ``momentum``, constant ``lr``, ``batch_size``, ``epochs``); ``"init"`` — w0 = ``init_state``
         (data-free).
@@ -68,7 +69,7 @@ class PriorOptions:
         (:func:`weightinfo.data.splits.prior_bound_split`); the rest is the bound set.
     """
 
-    kind: str = "data"
+    source: str = "data"
     scale: float | tuple[float, ...] = 0.03
     state: Mapping | None = None
     init_state: Mapping | None = None
@@ -79,7 +80,7 @@ class PriorOptions:
     momentum: float = 0.9
 
     def __post_init__(self):
-        check_choice("prior", self.kind, PRIORS)
+        check_choice("prior", self.source, PRIORS)
         object.__setattr__(self, "scale", _freeze(self.scale))
         grid(self.scale, "prior_scale")
         if not 0.0 < float(self.fraction) < 1.0:
@@ -88,13 +89,13 @@ class PriorOptions:
         check_positive("prior_lr", self.lr)
         check_int("prior_batch_size", self.batch_size, 1)
         check_momentum("prior_momentum", self.momentum)
-        if self.state is not None and self.kind != "data":
+        if self.state is not None and self.source != "data":
             raise ValueError("prior_state is a data-dependent prior mean: use it with prior='data'")
         if self.state is not None and self.init_state is not None:
             raise ValueError(
                 "pass prior_state (trained prior mean) or init_state (its start), not both"
             )
-        if self.kind == "init" and self.init_state is None:
+        if self.source == "init" and self.init_state is None:
             raise ValueError("prior='init' needs the initial weights: pass init_state=")
 
     @property
@@ -104,25 +105,25 @@ class PriorOptions:
 
     @property
     def trains(self) -> bool:
-        """Whether w0 is trained on the prior data (``kind="data"`` without a given ``state``)."""
-        return self.kind == "data" and self.state is None
+        """Whether w0 is trained on the prior data (``source="data"`` without a given ``state``)."""
+        return self.source == "data" and self.state is None
 
 
 @dataclass(frozen=True)
 class PosteriorOptions:
     """The posterior Q = N(μ, diag σ²).
 
-    kind : ``"optimize"`` — μ from the prior mean (``init="prior"``, PBB) or the model's weights
+    source : ``"optimize"`` — μ from the prior mean (``init="prior"``, PBB) or the model's weights
         (``init="model"``), σ from ``sigma_init``, trained for ``epochs`` on ``objective`` (``fquad``,
         ``flambda``, ``fclassic``) of the ``surrogate`` loss with ``optimizer`` (Adam or RMSprop) at ``lr``,
         ×0.1 after ``lr_drop_epoch``; ``learn_prior_scale`` learns λ with it (Dziugaite & Roy 2017).
         ``"information"`` — Q* = ``information(model, data, beta=β, prior_scale=λ, method="fisher")``
         (Achille, Paolini & Soatto 2019, Eq. 8), centred at the model's weights.
     beta : β of the information posterior, per training sample (the mean-loss convention L_D + β·KL), or a
-        grid of β; only a number for ``kind="optimize"``, where it is unused.
+        grid of β; only a number for ``source="optimize"``, where it is unused.
     """
 
-    kind: str = "optimize"
+    source: str = "optimize"
     objective: str = "fquad"
     init: str = "prior"
     epochs: int = 20
@@ -137,7 +138,7 @@ class PosteriorOptions:
     learn_prior_scale: bool = False
 
     def __post_init__(self):
-        check_choice("posterior", self.kind, POSTERIORS)
+        check_choice("posterior", self.source, POSTERIORS)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("posterior_init", self.init, POSTERIOR_INITS)
         check_choice("surrogate", self.surrogate, SURROGATES)
@@ -149,18 +150,18 @@ class PosteriorOptions:
         check_positive("posterior_sigma_factor", self.sigma_factor)
         if self.lr_drop_epoch is not None:
             check_int("posterior_lr_drop_epoch", self.lr_drop_epoch, 0)
-        if self.learn_prior_scale and self.kind != "optimize":
+        if self.learn_prior_scale and self.source != "optimize":
             raise ValueError("learn_prior_scale applies to posterior='optimize' only")
         object.__setattr__(self, "beta", _freeze(self.beta))
-        if self.kind == "optimize" and isinstance(self.beta, tuple):
+        if self.source == "optimize" and isinstance(self.beta, tuple):
             raise ValueError("a beta grid only applies to posterior='information'")
-        if self.kind == "information":
+        if self.source == "information":
             grid(self.beta, "beta")
 
     @property
     def betas(self) -> list:
         """The β grid of the information posterior; ``[None]`` for the optimised posterior."""
-        return grid(self.beta, "beta") if self.kind == "information" else [None]
+        return grid(self.beta, "beta") if self.source == "information" else [None]
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class MonteCarloOptions:
 
 
 #: ``certify``'s flat keyword → (option group, field). The group keywords themselves (``prior=``,
-#: ``posterior=``, ``mc=``) take the ``kind``/``estimator`` string or a whole option object.
+#: ``posterior=``, ``mc=``) take the ``source``/``estimator`` string or a whole option object.
 FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
     "prior_scale": ("prior", "scale"),
     "prior_state": ("prior", "state"),
@@ -223,8 +224,8 @@ FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
 }
 
 _GROUPS = {
-    "prior": (PriorOptions, "kind"),
-    "posterior": (PosteriorOptions, "kind"),
+    "prior": (PriorOptions, "source"),
+    "posterior": (PosteriorOptions, "source"),
     "mc": (MonteCarloOptions, "estimator"),
 }
 
@@ -234,7 +235,7 @@ def resolve_options(
 ) -> tuple[PriorOptions, PosteriorOptions, MonteCarloOptions]:
     """The three option objects from ``certify``'s keywords.
 
-    ``prior`` / ``posterior`` / ``mc`` are either the kind (a string, completed by the flat keywords of
+    ``prior`` / ``posterior`` / ``mc`` are either the source or estimator (a string, completed by the flat keywords of
     their group) or an option object (then that group's flat keywords must not be given as well).
     """
     unknown = [k for k in flat if k not in FLAT_KEYWORDS]
@@ -242,7 +243,7 @@ def resolve_options(
         raise TypeError(f"certify() got an unexpected keyword argument {unknown[0]!r}")
     given = {"prior": prior, "posterior": posterior, "mc": mc}
     out = []
-    for group, (cls, kind_field) in _GROUPS.items():
+    for group, (cls, name_field) in _GROUPS.items():
         value = given[group]
         kw = {f: flat[k] for k, (g, f) in FLAT_KEYWORDS.items() if g == group and k in flat}
         if isinstance(value, cls):
@@ -254,7 +255,7 @@ def resolve_options(
                 )
             out.append(value)
         elif isinstance(value, str):
-            out.append(cls(**{kind_field: value}, **kw))
+            out.append(cls(**{name_field: value}, **kw))
         else:
             raise TypeError(
                 f"{group} must be a string or a {cls.__name__}, got {type(value).__name__}"
