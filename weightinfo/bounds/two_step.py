@@ -1,4 +1,4 @@
-"""Two-step PAC-Bayes risk certificate (D&R 2017, PBB, pacbb; bounds.md §1.1 and §1.4).
+"""Two-step PAC-Bayes risk certificate (Dziugaite & Roy 2017; Pérez-Ortiz et al. 2021).
 
 1. û = Monte Carlo upper bound on the empirical Gibbs risk L̂_S(Q) (prob. ≥ 1 − δ′ over the MC draws):
    standard estimator kl⁻¹(L̂_m, ln(1/δ′)/m) by default, per-example kl⁻¹(L̂, ln(1/δ′)/(m·n)) as an option,

@@ -30,7 +30,7 @@ from .._base.checks import check_choice, check_finite_tensor, check_model
 from ..bounds.two_step import total_confidence
 from . import posterior_fit as pf
 from . import risk as R
-from .inputs import check_disjoint, checked_data, split_data
+from .inputs import check_disjoint, checked_data, data_sets
 from .options import (
     MC_ESTIMATORS,
     POSTERIOR_INITS,
@@ -341,10 +341,15 @@ def certify(
     betas = q.betas
     points = [(lam, b) for lam in grid for b in betas]
     k_union = _union_size(k_union, len(points))
-    if data is not None:
-        prior_data, posterior_data, bound_data, prior_indices, bound_indices = split_data(
-            data, prior_data, posterior_data, bound_data, p.fraction, seed
-        )
+    prior_data, posterior_data, bound_data, prior_indices, bound_indices = data_sets(
+        data,
+        prior_data,
+        posterior_data,
+        bound_data,
+        (prior_indices, bound_indices),
+        p.fraction,
+        seed,
+    )
     check_disjoint(prior_indices, bound_indices)
     model = model.eval()
     check_model(model)

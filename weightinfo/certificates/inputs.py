@@ -16,6 +16,7 @@ from . import risk as R
 
 
 def check_disjoint(prior_indices, bound_indices) -> None:
+    """Refuse a bound set that shares training-set indices with the prior set (when both are given)."""
     if prior_indices is None or bound_indices is None:
         return
     a = torch.as_tensor(prior_indices).reshape(-1).long()
@@ -28,9 +29,19 @@ def check_disjoint(prior_indices, bound_indices) -> None:
         )
 
 
-def split_data(data, prior_data, posterior_data, bound_data, fraction: float, seed: int):
-    """``certify(model, data)``: the prior set and the bound set are a seeded random split of ``data``
-    (``prior_bound_split(n, fraction, seed)``), the posterior is fitted on all of it."""
+def data_sets(data, prior_data, posterior_data, bound_data, indices, fraction: float, seed: int):
+    """``(prior_data, posterior_data, bound_data, prior_indices, bound_indices)``.
+
+    With ``data`` (``certify(model, data)``) the prior set and the bound set are a seeded random split of it
+    (``prior_bound_split(n, fraction, seed)``) and the posterior is fitted on all of it; otherwise the sets
+    and ``indices`` are returned as given."""
+    if data is None:
+        if posterior_data is None or bound_data is None:
+            raise ValueError(
+                "certify needs data=(X, Y) (split into prior and bound sets) or posterior_data= and "
+                "bound_data="
+            )
+        return prior_data, posterior_data, bound_data, *indices
     if any(d is not None for d in (prior_data, posterior_data, bound_data)):
         raise ValueError(
             "pass data (split into prior and bound sets) or prior_data/posterior_data/bound_data, "
@@ -47,8 +58,9 @@ def checked_data(model: nn.Module, data, what: str) -> tuple[torch.Tensor, torch
     check_finite_tensor(f"{what} inputs X", x)
     check_finite_tensor(f"{what} targets Y", y)
     try:
+        device = next(model.parameters()).device
         with torch.no_grad():
-            out = model(x[:1])
+            out = model(x[:1].to(device))
     except RuntimeError as e:
         msg = str(e).strip().splitlines()[0]
         raise ValueError(
