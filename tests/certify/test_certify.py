@@ -57,9 +57,7 @@ def test_root_entry_point_without_test_data(setup):
     import weightinfo
 
     _, model, kw = setup
-    c = weightinfo.certify(
-        model, **{**kw, "posterior_epochs": 1, "mc_samples": 20, "test_data": None}
-    )
+    c = weightinfo.certify(model, **{**kw, "posterior_epochs": 1, "mc_samples": 20, "test_data": None})
     assert c.test_error is None and c.risk_bound <= 1
 
 
