@@ -185,9 +185,9 @@ class MonteCarloOptions:
     def __post_init__(self):
         check_choice("mc", self.estimator, MC_ESTIMATORS)
         check_confidence("delta_mc", self.delta_mc)
-        for name, v in (("mc_samples", self.samples), ("mc_screen", self.screen)):
-            if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int("mc_samples", self.samples, 1)
+        if self.screen is not None:
+            check_int("mc_screen", self.screen, 1)
         if self.seed is not None:
             check_int("mc_seed", self.seed)
         check_int("majority_votes", self.majority_votes, 1)
