@@ -6,7 +6,13 @@ every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 
 from . import bounds
 from ._base.version import __version__
-from .certificates import Certificate, certify
+from .certificates import (
+    Certificate,
+    MonteCarloOptions,
+    PosteriorOptions,
+    PriorOptions,
+    certify,
+)
 from .checkpoint import load_checkpoint, save_checkpoint, train_or_load
 from .curvature import (
     Curvature,
@@ -38,6 +44,9 @@ __all__ = [
     "bounds",
     "certify",
     "Certificate",
+    "PriorOptions",
+    "PosteriorOptions",
+    "MonteCarloOptions",
     "fisher",
     "ggn",
     "hessian",

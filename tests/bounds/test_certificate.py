@@ -74,3 +74,13 @@ def test_per_example_is_tighter_at_equal_compute():
 def test_two_sided_reproduces_published_mc_step():
     r = B.certificate(0.02, 0.0, 30000, 10000, 0.025, 0.01, two_sided=True)
     assert r.two_sided and r.mc_upper == pytest.approx(0.024901, abs=1e-6)
+
+
+@pytest.mark.parametrize("delta, delta_mc", [(0.6, 0.6), (0.5, 0.5), (0.9, 0.2)])
+def test_delta_plus_delta_mc_below_one(delta, delta_mc):
+    # 1 − δ − δ′ ≤ 0 would issue a certificate "with probability ≥ −0.2".
+    with pytest.raises(ValueError, match=rf"delta \+ delta_mc must be < 1.*delta={delta}"):
+        B.certificate(0.02, 500.0, 30000, 1000, delta, delta_mc)
+    r = B.certificate(0.02, 500.0, 30000, 1000, 0.5, 0.49)
+    assert r.confidence == pytest.approx(0.01)
+    assert B.two_step.total_confidence(0.5, 0.49) == pytest.approx(0.01)

@@ -34,6 +34,14 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return v
 
 
+def check_momentum(name: str, value) -> float:
+    """Raise unless ``value`` is an SGD momentum in [0, 1) (heavy ball diverges for μ ≥ 1); return it."""
+    v = float(value)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return v
+
+
 def check_int(name: str, value, minimum: int | None = None) -> int:
     """Raise unless ``value`` is an integer (not a bool; 3.0 is accepted) and ``>= minimum``; return it."""
     if isinstance(value, bool) or int(value) != value or (minimum is not None and value < minimum):

@@ -1,4 +1,4 @@
-"""Two-step PAC-Bayes risk certificate (D&R 2017, PBB, pacbb; bounds.md §1.1 and §1.4).
+"""Two-step PAC-Bayes risk certificate (Dziugaite & Roy 2017; Pérez-Ortiz et al. 2021).
 
 1. û = Monte Carlo upper bound on the empirical Gibbs risk L̂_S(Q) (prob. ≥ 1 − δ′ over the MC draws):
    standard estimator kl⁻¹(L̂_m, ln(1/δ′)/m) by default, per-example kl⁻¹(L̂, ln(1/δ′)/(m·n)) as an option,
@@ -88,6 +88,19 @@ class BoundResult:
         return d
 
 
+def total_confidence(delta, delta_mc) -> float:
+    """1 − δ − δ′, the probability the two-step certificate holds with (union bound over the PAC-Bayes step
+    and the MC step); ``ValueError`` naming both unless each is in (0, 1) and δ + δ′ < 1."""
+    d = V.confidence("delta", delta)
+    d_mc = V.confidence("delta_mc", delta_mc)
+    if not d + d_mc < 1.0:
+        raise ValueError(
+            f"delta + delta_mc must be < 1 (the certificate holds with probability >= 1 - delta - delta_mc), "
+            f"got delta={delta!r}, delta_mc={delta_mc!r}"
+        )
+    return 1.0 - d - d_mc
+
+
 def certificate(
     emp_risk_mc: float,
     kl: float,
@@ -107,7 +120,8 @@ def certificate(
     ----------
     emp_risk_mc : MC estimate of the empirical Gibbs risk on the bound set, in [0, 1].
     kl : KL(Q‖P) in nats. n : bound-set size actually used. m : network samples (or repetitions).
-    delta : δ of the PAC-Bayes step; delta_mc : δ′ of the MC step (both in (0, 1)).
+    delta : δ of the PAC-Bayes step; delta_mc : δ′ of the MC step (both in (0, 1), and δ + δ′ < 1: the
+        certificate holds with probability ≥ 1 − δ − δ′).
     bound : one of ``"kl"`` (Maurer, default), ``"seeger"``, ``"quad"``, ``"lambda"``, ``"classic"``,
         ``"mcallester"``, ``"catoni"``, ``"linear"``, ``"dziugaite_roy"``.
     per_example : use the per-example estimator kl⁻¹(L̂, ln(1/δ′)/(m·n)) instead of the standard one.
@@ -124,6 +138,7 @@ def certificate(
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {tuple(BOUNDS)}, got {bound!r}")
     q = V.unit_interval("emp_risk_mc", emp_risk_mc)
+    total_confidence(delta, delta_mc)
     if per_example:
         u = per_example_mc_bound(q, m, n, delta_mc, two_sided=two_sided)
     else:

@@ -1,16 +1,29 @@
 """PAC-Bayes risk certificates of networks: ``weightinfo.certify(model, ...)`` → :class:`Certificate`.
 
-See :mod:`weightinfo.certificates.certificate` (the two-step certificate), ``posterior_fit`` (data-dependent
-prior and bound-driven posterior) and ``risk`` (Monte Carlo Gibbs risk, bounded cross-entropy).
+See :mod:`weightinfo.certificates.certificate` (the two-step certificate), ``options`` (its option objects
+:class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`), ``inputs`` (the data checks),
+``posterior_fit`` (data-dependent prior and bound-driven posterior) and ``risk`` (Monte Carlo Gibbs risk,
+bounded cross-entropy).
 """
 
-from .certificate import MC_ESTIMATORS, POSTERIORS, PRIORS, Certificate, certify
+from .certificate import Certificate, certify
+from .options import (
+    MC_ESTIMATORS,
+    POSTERIORS,
+    PRIORS,
+    MonteCarloOptions,
+    PosteriorOptions,
+    PriorOptions,
+)
 from .posterior_fit import OBJECTIVES, fit_posterior, train_prior_mean
 from .risk import P_MIN, bounded_ce
 
 __all__ = [
     "certify",
     "Certificate",
+    "PriorOptions",
+    "PosteriorOptions",
+    "MonteCarloOptions",
     "PRIORS",
     "POSTERIORS",
     "MC_ESTIMATORS",

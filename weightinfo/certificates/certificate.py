@@ -1,15 +1,18 @@
 """``certify``: a PAC-Bayes risk certificate for the stochastic (Gibbs) predictor of a network.
 
 Prior P = N(w0, λ² I) (w0 trained on ``prior_data``, given pre-trained as ``prior_state``, or the initial
-weights), posterior Q = N(μ, diag σ²) (optimised PBB-style, or the information posterior Q* of
-``weightinfo.information``), then the two-step certificate of bounds.md §1.1 on ``bound_data``:
-û = MC upper bound on the Gibbs 0-1 risk, then kl⁻¹(û, (KL + ln(2√n/δ_K))/n).
+weights), posterior Q = N(μ, diag σ²) (optimised as in Pérez-Ortiz et al. 2021, or the information posterior Q*
+of Achille, Paolini & Soatto 2019, Eq. 8), then the two-step certificate of Dziugaite & Roy 2017 (§3) on
+``bound_data``: û = MC upper bound on the Gibbs 0-1 risk (Langford & Caruana 2002), then Maurer's
+kl⁻¹(û, (KL + ln(2√n/δ_K))/n) (Maurer 2004).
 
 Selection on the bound set is paid for: a grid of K configurations (prior scales λ, and β for the
 information posterior), or ``k_union`` ≥ K certificates computed on the same bound set in all, gives each
 one δ_K = δ/K (union bound). With K > 1 the grid is screened with ``mc_screen`` draws per point and the
 best point is then certified with **fresh** draws, so the MC step keeps its full δ′ (reusing the draws
 that picked the minimum would bias û low).
+
+The options are grouped in :mod:`weightinfo.certificates.options`.
 """
 
 from __future__ import annotations
@@ -23,13 +26,30 @@ import torch
 from torch import nn
 
 from .. import bounds
+from .._base.checks import check_choice, check_finite_tensor, check_model
+from ..bounds.two_step import total_confidence
 from . import posterior_fit as pf
 from . import risk as R
+from .inputs import check_disjoint, checked_data, data_sets
+from .options import (
+    MC_ESTIMATORS,
+    POSTERIOR_INITS,
+    POSTERIORS,
+    PRIORS,
+    MonteCarloOptions,
+    PosteriorOptions,
+    PriorOptions,
+    resolve_options,
+)
 
-PRIORS = ("data", "init")
-POSTERIORS = ("optimize", "information")
-MC_ESTIMATORS = ("standard", "per_example")
-POSTERIOR_INITS = ("prior", "model")
+__all__ = [
+    "MC_ESTIMATORS",
+    "POSTERIOR_INITS",
+    "POSTERIORS",
+    "PRIORS",
+    "Certificate",
+    "certify",
+]
 
 
 @dataclass(frozen=True)
@@ -84,39 +104,12 @@ class Certificate:
         return d
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _check_disjoint(prior_indices, bound_indices) -> None:
-    if prior_indices is None or bound_indices is None:
-        return
-    a = torch.as_tensor(prior_indices).reshape(-1).long()
-    b = torch.as_tensor(bound_indices).reshape(-1).long()
-    common = torch.unique(a[torch.isin(a, b)])
-    if common.numel():
-        raise ValueError(
-            f"prior_indices and bound_indices overlap in {common.numel()} example(s) "
-            f"(e.g. {common[:5].tolist()}): the bound set must be independent of the prior"
-        )
-
-
-def _grid(value, name: str) -> list[float]:
-    grid = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not grid:
-        raise ValueError(f"{name} grid is empty")
-    out = []
-    for s in grid:
-        s = float(s)
-        if not math.isfinite(s) or s <= 0:
-            raise ValueError(f"{name} must be > 0, got {s!r}")
-        out.append(s)
-    return out
-
-
-def _scales(prior_scale) -> list[float]:
-    return _grid(prior_scale, "prior_scale")
+def _union_size(k_union, n_points: int) -> int:
+    """K of the union bound: the grid size by default, never less."""
+    k = n_points if k_union is None else k_union
+    if isinstance(k, bool) or int(k) != k or k < n_points:
+        raise ValueError(f"k_union must be an integer ≥ the grid size {n_points}, got {k_union!r}")
+    return int(k)
 
 
 def _state_means(model: nn.Module, state, what: str) -> dict[str, torch.Tensor]:
@@ -132,6 +125,7 @@ def _state_means(model: nn.Module, state, what: str) -> dict[str, torch.Tensor]:
             raise ValueError(
                 f"{what}[{k!r}] has shape {tuple(t.shape)}, the model {tuple(v.shape)}"
             )
+        check_finite_tensor(f"{what}[{k!r}]", t)
         out[k] = t.to(v.dtype).clone()
     return out
 
@@ -142,253 +136,275 @@ def _stream(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def certify(
-    model: nn.Module,
-    *,
-    prior_data=None,
-    posterior_data,
-    bound_data,
-    test_data=None,
-    prior: str = "data",
-    prior_state=None,
-    prior_scale: float | list[float] = 0.03,
-    posterior: str = "optimize",
-    objective: str = "fquad",
-    loss: str = "zero_one",
-    delta: float = 0.025,
-    delta_mc: float = 0.01,
-    mc_samples: int = 1000,
-    mc: str = "standard",
-    seed: int = 0,
-    mc_seed: int | None = None,
-    mc_screen: int | None = None,
-    k_union: int | None = None,
-    init_state=None,
-    prior_indices=None,
-    bound_indices=None,
-    posterior_init: str = "prior",
-    prior_epochs: int = 30,
-    prior_lr: float = 0.05,
-    prior_batch_size: int = 64,
-    prior_momentum: float = 0.9,
-    posterior_epochs: int = 20,
-    posterior_lr: float = 5e-3,
-    batch_size: int = 128,
-    beta: float | list[float] = 1e-3,
-    majority_votes: int = 32,
-    surrogate: str = "bounded_ce",
-    posterior_sigma_init: str = "prior",
-    posterior_sigma_factor: float = 1.0,
-    posterior_optimizer: str = "adam",
-    posterior_lr_drop_epoch: int | None = None,
-    learn_prior_scale: bool = False,
-) -> Certificate:
-    """PAC-Bayes risk certificate of ``model``'s architecture on ``bound_data`` (bounds.md §1, §3.2).
+# ---------------------------------------------------------------------------------------------------------
+# Step 1: the prior mean w0
+# ---------------------------------------------------------------------------------------------------------
 
-    Data are ``(X, Y)`` tuples or DataLoaders. ``prior_indices`` / ``bound_indices`` (training-set indices)
-    are checked to be disjoint; **when data are passed without indices the caller is responsible** for
-    ``bound_data`` being independent of ``prior_data`` (and of whatever trained ``prior_state``).
-    ``posterior_data`` may be anything (all the data).
 
-    prior : ``"data"`` — w0 = ``prior_state`` if given (a state dict trained on the prior data only; used
-        exactly, nothing is trained), else a re-initialised copy of ``model`` (``init_state`` if given)
-        trained by ERM on ``prior_data``: SGD, ``prior_momentum``, constant ``prior_lr``,
-        ``prior_batch_size``, ``prior_epochs``; ``"init"`` — w0 = ``init_state`` (data-free).
-    prior_scale : λ, or a list (grid). posterior : ``"optimize"`` — μ from the prior mean
-        (``posterior_init="prior"``, PBB) or the model's weights, σ = λ, trained on ``objective``
-        (``fquad``, ``flambda``, ``fclassic``) of the bounded cross-entropy; ``"information"`` — Q* =
-        ``information(model, posterior_data, beta=β, prior_scale=λ, prior_mean=w0, method="fisher")`` as is
-        (means = ``model``'s weights). ``beta`` may be a list (grid) for the information posterior.
-    k_union : number of certificates computed on this bound set that this one is chosen from (default: the
-        grid size K = #λ·#β; must be ≥ K). Every grid point is certified at δ/``k_union``.
-    mc_screen : MC draws (repetitions) per grid point when K > 1 (default ``mc_samples``); the best point is
-        re-estimated with ``mc_samples`` fresh draws. mc_seed : seed of the MC draws (default ``seed``); a
-        choice made from one call's numbers must be certified in another call with another ``mc_seed``.
-    mc : ``"standard"`` (m networks on the whole bound set) or ``"per_example"`` (a draw per example and
-        repetition, N = m·n; Linear layers only). loss : only ``"zero_one"`` is certified.
-    surrogate, posterior_sigma_init, posterior_sigma_factor, posterior_optimizer, posterior_lr_drop_epoch :
-        options of the optimised posterior (:func:`posterior_fit.fit_posterior`): the training surrogate
-        (``"bounded_ce"``, ``"logistic"``), σ at start (``"prior"``: σ = λ; ``"abs_w"``: σ = factor·|μ|,
-        Dziugaite & Roy), Adam or RMSprop, and the epoch after which the learning rate drops ×0.1.
-    learn_prior_scale : Dziugaite & Roy's learnt λ. One posterior is trained with λ at its closed-form
-        optimum (:func:`posterior_fit.optimal_prior_scale`); the grid ``prior_scale`` is the set of
-        admissible λ (all of it counts in K, since which point is used depends on the data), and the two grid
-        points bracketing the learnt λ are screened, the better one certified.
-    """
-    t0 = time.perf_counter()
-    _check_choice("prior", prior, PRIORS)
-    _check_choice("posterior", posterior, POSTERIORS)
-    _check_choice("objective", objective, pf.OBJECTIVES)
-    _check_choice("mc", mc, MC_ESTIMATORS)
-    _check_choice("posterior_init", posterior_init, POSTERIOR_INITS)
-    _check_choice("loss", loss, ("zero_one",))
-    _check_choice("surrogate", surrogate, pf.SURROGATES)
-    _check_choice("posterior_sigma_init", posterior_sigma_init, pf.SIGMA_INITS)
-    _check_choice("posterior_optimizer", posterior_optimizer, pf.OPTIMIZERS)
-    if learn_prior_scale and posterior != "optimize":
-        raise ValueError("learn_prior_scale applies to posterior='optimize' only")
-    for name, d in (("delta", delta), ("delta_mc", delta_mc)):
-        if not (isinstance(d, (int, float)) and 0 < d < 1):
-            raise ValueError(f"{name} must be in (0, 1), got {d!r}")
-    for name, v in (("mc_samples", mc_samples), ("mc_screen", mc_screen)):
-        if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    grid = _scales(prior_scale)
-    if posterior == "optimize" and isinstance(beta, (list, tuple)):
-        raise ValueError("a beta grid only applies to posterior='information'")
-    betas = _grid(beta, "beta") if posterior == "information" else [None]
-    points = [(lam, b) for lam in grid for b in betas]
-    k_union = len(points) if k_union is None else k_union
-    if isinstance(k_union, bool) or int(k_union) != k_union or k_union < len(points):
-        raise ValueError(
-            f"k_union must be an integer ≥ the grid size {len(points)}, got {k_union!r}"
-        )
-    k_union = int(k_union)
-    _check_disjoint(prior_indices, bound_indices)
-    if prior_state is not None and prior != "data":
-        raise ValueError("prior_state is a data-dependent prior mean: use it with prior='data'")
-    if prior_state is not None and init_state is not None:
-        raise ValueError(
-            "pass prior_state (trained prior mean) or init_state (its start), not both"
-        )
-    if prior == "init" and init_state is None:
-        raise ValueError("prior='init' needs the initial weights: pass init_state=")
-    model = model.eval()
-    xb, yb = R.as_tensors(bound_data, "bound_data")
-    xq, yq = R.as_tensors(posterior_data, "posterior_data")
-    n = int(xb.shape[0])
-    if prior_state is not None:
-        w0 = _state_means(model, prior_state, "prior_state")
-    elif prior == "data":
-        w0 = pf.train_prior_mean(
+def _prior_mean(
+    model: nn.Module, p: PriorOptions, prior_data, seed: int
+) -> dict[str, torch.Tensor]:
+    """w0: the given trained state, the prior data's ERM solution, or the initial weights."""
+    if p.state is not None:
+        return _state_means(model, p.state, "prior_state")
+    if p.source == "data":
+        return pf.train_prior_mean(
             model,
-            R.as_tensors(prior_data, "prior_data"),
-            init_state=init_state,
-            epochs=prior_epochs,
-            lr=prior_lr,
-            batch_size=prior_batch_size,
-            momentum=prior_momentum,
+            prior_data,
+            init_state=p.init_state,
+            epochs=p.epochs,
+            lr=p.lr,
+            batch_size=p.batch_size,
+            momentum=p.momentum,
             seed=seed,
         )
-    else:
-        w0 = _state_means(model, init_state, "init_state")
-    delta_k = bounds.union_delta(delta, k_union) if k_union > 1 else float(delta)
-    mc_seed = int(seed if mc_seed is None else mc_seed)
-    m_screen = int(mc_samples if mc_screen is None else mc_screen)
+    return _state_means(model, p.init_state, "init_state")
 
-    def estimate(mean, var, m, gen):
-        if mc == "standard":
+
+# ---------------------------------------------------------------------------------------------------------
+# Steps 3 and 4: the Monte Carlo risk on the bound set, and the bound at its upper confidence limit
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _BoundSet:
+    """The bound set S (n examples) and the confidences the certificate is issued at (δ_K, δ′)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    delta_k: float
+    mc: MonteCarloOptions
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    def gibbs_risk(self, mean, var, m: int, gen: torch.Generator) -> float:
+        """L̂: the MC estimate of Q's empirical 0-1 risk on S from ``m`` draws (or repetitions)."""
+        if self.mc.estimator == "standard":
             std = {k: v.sqrt() for k, v in var.items()}
-            return float(R.gibbs_errors_standard(model, xb, yb, mean, std, m, gen).mean())
-        return R.gibbs_error_per_example(model, xb, yb, mean, var, m, gen)[0]
+            return float(
+                R.gibbs_errors_standard(self.model, self.x, self.y, mean, std, m, gen).mean()
+            )
+        return R.gibbs_error_per_example(self.model, self.x, self.y, mean, var, m, gen)[0]
 
-    def certificate(emp, kl, m):
-        per_example = mc == "per_example"
+    def bound(self, emp: float, kl: float, m: int):
+        """The two-step certificate kl⁻¹(û, (KL + ln(2√n/δ_K))/n) at û = kl⁻¹(L̂, ln(1/δ′)/m)."""
+        per_example = self.mc.estimator == "per_example"
         return bounds.certificate(
-            emp, kl, n, int(m), delta_k, delta_mc, bound="kl", per_example=per_example
+            emp,
+            kl,
+            self.n,
+            int(m),
+            self.delta_k,
+            self.mc.delta_mc,
+            bound="kl",
+            per_example=per_example,
         )
 
-    candidates = _posteriors(
-        model,
-        posterior,
-        (xq, yq),
-        w0,
-        points,
-        objective=objective,
-        n=n,
-        delta=delta_k,
-        init=posterior_init,
-        epochs=posterior_epochs,
-        lr=posterior_lr,
-        batch_size=batch_size,
-        seed=seed,
-        fit_options=dict(
-            surrogate=surrogate,
-            sigma_init=posterior_sigma_init,
-            sigma_init_factor=float(posterior_sigma_factor),
-            optimizer=posterior_optimizer,
-            lr_drop_epoch=posterior_lr_drop_epoch,
-        ),
-        learn_prior_scale=bool(learn_prior_scale),
-    )
-    learned = None
-    if learn_prior_scale:
-        # One fit; the grid points bracketing the learnt λ are the only ones screened (all are paid for).
-        _, _, mean, var = next(candidates)
-        learned = pf.optimal_prior_scale(mean, var, w0)
-        below = [lam for lam in grid if lam <= learned]
-        above = [lam for lam in grid if lam >= learned]
-        near = sorted(({max(below)} if below else set()) | ({min(above)} if above else set()))
-        candidates = [(lam, None, mean, var) for lam in near]
-        points = [(lam, None) for lam in near]
+
+def _select(bound_set: _BoundSet, candidates, n_points: int, w0, m_screen: int, mc_seed: int):
+    """The grid point with the smallest screening bound (``m_screen`` draws each), and the screened rows.
+
+    A single point is taken as is, without screening draws."""
     screened, best, best_score = [], None, math.inf
     for j, (lam, b, mean, var) in enumerate(candidates):
         kl = _kl(mean, var, w0, lam)
-        if len(points) == 1:
-            best = (lam, b, mean, var, kl)
-            break
-        emp = estimate(mean, var, m_screen, _stream(mc_seed, 1, j))
-        score = certificate(emp, kl, m_screen).risk_bound
+        if n_points == 1:
+            return (lam, b, mean, var, kl), screened
+        emp = bound_set.gibbs_risk(mean, var, m_screen, _stream(mc_seed, 1, j))
+        score = bound_set.bound(emp, kl, m_screen).risk_bound
         screened.append(
             {"prior_scale": lam, "beta": b, "kl_nats": kl, "screen_emp": emp, "screen_bound": score}
         )
         if score < best_score:
             best, best_score = (lam, b, mean, var, kl), score
-    lam, b, mean, var, kl = best
-    # Fresh draws for the chosen point (the legacy stream seed + 1000 when nothing was chosen).
-    gen = torch.Generator().manual_seed(mc_seed + 1000) if len(points) == 1 else _stream(mc_seed, 2)
-    res = certificate(estimate(mean, var, mc_samples, gen), kl, mc_samples)
+    return best, screened
+
+
+def _near_learnt_scale(candidates, grid: list[float], w0):
+    """Dziugaite & Roy's learnt λ: one fit; the grid points bracketing the learnt λ are the only ones
+    screened (all of the grid is paid for). Returns ``(learnt λ, candidates, points)``."""
+    _, _, mean, var = next(candidates)
+    learned = pf.optimal_prior_scale(mean, var, w0)
+    below = [lam for lam in grid if lam <= learned]
+    above = [lam for lam in grid if lam >= learned]
+    near = sorted(({max(below)} if below else set()) | ({min(above)} if above else set()))
+    return learned, [(lam, None, mean, var) for lam in near], [(lam, None) for lam in near]
+
+
+def _test_errors(model, test_data, mean, var, mc: MonteCarloOptions, seed: int):
+    """Gibbs, posterior-mean and majority-vote test errors (reported, not certified)."""
+    if test_data is None:
+        return None, None, None
+    xt, yt = test_data
     std = {k: v.sqrt() for k, v in var.items()}
-    test = (None, None, None)
-    if test_data is not None:
-        xt, yt = R.as_tensors(test_data, "test_data")
-        gen = torch.Generator().manual_seed(int(seed) + 7)
-        test = (
-            float(R.gibbs_errors_standard(model, xt, yt, mean, std, mc_samples, gen).mean()),
-            R.mean_network_error(model, xt, yt, mean),
-            R.majority_vote_error(model, xt, yt, mean, std, majority_votes, gen),
-        )
+    gen = torch.Generator().manual_seed(int(seed) + 7)
+    return (
+        float(R.gibbs_errors_standard(model, xt, yt, mean, std, mc.samples, gen).mean()),
+        R.mean_network_error(model, xt, yt, mean),
+        R.majority_vote_error(model, xt, yt, mean, std, mc.majority_votes, gen),
+    )
+
+
+def _fit_kwargs(q: PosteriorOptions, n: int, delta_k: float, seed: int) -> dict:
+    """The keywords :func:`_posteriors` passes to :func:`posterior_fit.fit_posterior`."""
+    return dict(
+        objective=q.objective,
+        n=n,
+        delta=delta_k,
+        init=q.init,
+        epochs=q.epochs,
+        lr=q.lr,
+        batch_size=q.batch_size,
+        seed=seed,
+        fit_options=dict(
+            surrogate=q.surrogate,
+            sigma_init=q.sigma_init,
+            sigma_init_factor=float(q.sigma_factor),
+            optimizer=q.optimizer,
+            lr_drop_epoch=q.lr_drop_epoch,
+        ),
+        learn_prior_scale=bool(q.learn_prior_scale),
+    )
+
+
+def _posterior_record(q: PosteriorOptions) -> dict | None:
+    """``Certificate.posterior_options``: the optimised posterior's settings (None for Q*)."""
+    if q.source != "optimize":
+        return None
+    return dict(
+        surrogate=q.surrogate,
+        sigma_init=q.sigma_init,
+        sigma_factor=float(q.sigma_factor),
+        optimizer=q.optimizer,
+        lr=float(q.lr),
+        epochs=int(q.epochs),
+        lr_drop_epoch=q.lr_drop_epoch,
+        learn_prior_scale=bool(q.learn_prior_scale),
+    )
+
+
+def certify(
+    model: nn.Module,
+    data=None,
+    *,
+    prior_data=None,
+    posterior_data=None,
+    bound_data=None,
+    test_data=None,
+    prior: str | PriorOptions = "data",
+    posterior: str | PosteriorOptions = "optimize",
+    mc: str | MonteCarloOptions = "standard",
+    loss: str = "zero_one",
+    delta: float = 0.025,
+    seed: int = 0,
+    k_union: int | None = None,
+    prior_indices=None,
+    bound_indices=None,
+    **options,
+) -> Certificate:
+    """PAC-Bayes risk certificate of ``model``'s architecture on the bound set (Pérez-Ortiz et al. 2021;
+    Dziugaite & Roy 2017), valid with probability ≥ 1 − δ − δ′.
+
+    ``certify(model, data)`` splits ``data`` at random (``prior.fraction``, ``seed``) into a prior set and a
+    bound set and fits the posterior on all of it. Otherwise pass ``posterior_data`` and ``bound_data``
+    (and ``prior_data`` for a trained prior). Data are ``(X, Y)`` tuples or DataLoaders. ``prior_indices`` /
+    ``bound_indices`` (training-set indices) are checked to be disjoint; **when data are passed without
+    indices the caller is responsible** for ``bound_data`` being independent of ``prior_data`` (and of
+    whatever trained ``prior_state``). ``posterior_data`` may be anything (all the data).
+
+    prior, posterior, mc : a :class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`,
+        or just their source or estimator (``"data"``/``"init"``, ``"optimize"``/``"information"``,
+        ``"standard"``/``"per_example"``) completed by flat keywords (``**options``): ``prior_scale``,
+        ``prior_state``, ``init_state``, ``prior_fraction``, ``prior_epochs``, ``prior_lr``,
+        ``prior_batch_size``, ``prior_momentum``; ``objective``, ``posterior_init``, ``posterior_epochs``,
+        ``posterior_lr``, ``batch_size``, ``beta``, ``surrogate``, ``posterior_sigma_init``,
+        ``posterior_sigma_factor``, ``posterior_optimizer``, ``posterior_lr_drop_epoch``,
+        ``learn_prior_scale``; ``mc_samples``, ``mc_screen``, ``delta_mc``, ``mc_seed``, ``majority_votes``
+        (see :data:`options.FLAT_KEYWORDS`).
+    delta : δ of the PAC-Bayes step (δ + δ′ < 1). loss : only ``"zero_one"`` is certified.
+    k_union : number of certificates computed on this bound set that this one is chosen from (default: the
+        grid size K = #λ·#β; must be ≥ K). Every grid point is certified at δ/``k_union``.
+
+    Steps: the data are checked against the model; (1) the prior mean w0; (2) the posterior for every grid
+    point (λ, β); (3) each point is screened on the bound set when there are several; (4) the chosen point's
+    risk is estimated with fresh draws and bounded. A learnt λ (``learn_prior_scale``) fits one posterior
+    with λ at its closed-form optimum; the two grid points bracketing it are screened.
+    """
+    t0 = time.perf_counter()
+    p, q, mco = resolve_options(prior, posterior, mc, options)
+    check_choice("loss", loss, ("zero_one",))
+    total_confidence(delta, mco.delta_mc)  # δ and δ′ in (0, 1), δ + δ′ < 1
+    grid = p.scales
+    betas = q.betas
+    points = [(lam, b) for lam in grid for b in betas]
+    k_union = _union_size(k_union, len(points))
+    prior_data, posterior_data, bound_data, prior_indices, bound_indices = data_sets(
+        data,
+        prior_data,
+        posterior_data,
+        bound_data,
+        (prior_indices, bound_indices),
+        p.fraction,
+        seed,
+    )
+    check_disjoint(prior_indices, bound_indices)
+    model = model.eval()
+    check_model(model)
+    xb, yb = checked_data(model, bound_data, "bound_data")
+    xq, yq = checked_data(model, posterior_data, "posterior_data")
+    prior_xy = checked_data(model, prior_data, "prior_data") if p.trains else None
+    test = None if test_data is None else checked_data(model, test_data, "test_data")
+
+    w0 = _prior_mean(model, p, prior_xy, seed)  # step 1
+    delta_k = bounds.union_delta(delta, k_union) if k_union > 1 else float(delta)
+    bound_set = _BoundSet(model, xb, yb, delta_k, mco)
+    mc_seed = int(seed if mco.seed is None else mco.seed)
+    m_screen = int(mco.samples if mco.screen is None else mco.screen)
+    fit = _fit_kwargs(q, bound_set.n, delta_k, seed)
+    candidates = _posteriors(model, q.source, (xq, yq), w0, points, **fit)  # step 2
+    learned = None
+    if q.learn_prior_scale:
+        learned, candidates, points = _near_learnt_scale(candidates, grid, w0)
+    (lam, b, mean, var, kl), screened = _select(  # step 3
+        bound_set, candidates, len(points), w0, m_screen, mc_seed
+    )
+    # Step 4 with fresh draws (the legacy stream seed + 1000 when nothing was chosen).
+    gen = torch.Generator().manual_seed(mc_seed + 1000) if len(points) == 1 else _stream(mc_seed, 2)
+    res = bound_set.bound(bound_set.gibbs_risk(mean, var, mco.samples, gen), kl, mco.samples)
+    errors = _test_errors(model, test, mean, var, mco, seed)
     return Certificate(
         risk_bound=res.risk_bound,
         empirical_risk=res.emp_risk,
         mc_upper=res.mc_upper,
         kl_nats=res.kl_nats,
         kl_bits=res.kl_bits,
-        n_bound=n,
-        m=int(mc_samples),
+        n_bound=bound_set.n,
+        m=int(mco.samples),
         delta=float(delta),
-        delta_mc=float(delta_mc),
+        delta_mc=float(mco.delta_mc),
         bound="kl (Maurer)",
-        mc=mc,
-        prior=prior,
+        mc=mco.estimator,
+        prior=p.source,
         prior_scale=lam,
         prior_scale_grid=grid,
         k_scales=len(grid),
-        posterior=posterior,
-        objective=objective if posterior == "optimize" else None,
-        test_error=test[0],
-        mean_test_error=test[1],
-        majority_vote_test_error=test[2],
+        posterior=q.source,
+        objective=q.objective if q.source == "optimize" else None,
+        test_error=errors[0],
+        mean_test_error=errors[1],
+        majority_vote_test_error=errors[2],
         vacuous=res.vacuous,
         wall_time_s=time.perf_counter() - t0,
         beta=b,
-        beta_grid=None if posterior == "optimize" else betas,
+        beta_grid=None if q.source == "optimize" else betas,
         k_union=k_union,
         mc_screen=m_screen if len(points) > 1 else None,
         grid=screened,
         learned_prior_scale=learned,
-        posterior_options=None
-        if posterior != "optimize"
-        else dict(
-            surrogate=surrogate,
-            sigma_init=posterior_sigma_init,
-            sigma_factor=float(posterior_sigma_factor),
-            optimizer=posterior_optimizer,
-            lr=float(posterior_lr),
-            epochs=int(posterior_epochs),
-            lr_drop_epoch=posterior_lr_drop_epoch,
-            learn_prior_scale=bool(learn_prior_scale),
-        ),
+        posterior_options=_posterior_record(q),
     )
 
 

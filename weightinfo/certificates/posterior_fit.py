@@ -1,4 +1,5 @@
-"""Prior means and PBB-style posterior training (bounds.md §3.1–3.2).
+"""Prior means and PBB-style posterior training (Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021,
+"Tighter risk certificates for neural networks", JMLR 22(227): objectives and protocol).
 
 * :func:`train_prior_mean`: the data-dependent prior mean — a copy of the model, re-initialised (``init_state``
   or the layers' own ``reset_parameters`` under the seed, never the given trained weights, which may have seen
@@ -7,7 +8,7 @@
   objective (``fquad``, ``flambda``, ``fclassic``) of a surrogate of the 0-1 loss — PBB's **bounded**
   cross-entropy (default) or Dziugaite & Roy's logistic loss / ln 2 — with KL(Q‖P) in closed form and n the
   size of the bound set. Linear layers on 2-D input use the local reparameterisation (exact), other
-  parameters one weight draw per batch. Options for the Dziugaite & Roy (2017) recipe (bounds.md §2.2):
+  parameters one weight draw per batch. Options for the Dziugaite & Roy (2017, UAI) recipe:
   σ initialised at a multiple of |μ_init| (``sigma_init="abs_w"``), and the prior scale λ set at every step
   to its closed-form optimum (``learn_prior_scale``; the caller then rounds it onto a grid it pays for).
 """
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._base.checks import check_momentum
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
 from .risk import P_MIN, bounded_ce
 
@@ -36,7 +38,7 @@ def logistic_surrogate(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean of the logistic loss in bits, log₂(1 + Σ_{k≠y} exp(z_k − z_y)) = CE / ln 2.
 
     For two classes this is log₂(1 + exp(−m)) with the margin m = z_y − z_other: Dziugaite & Roy's
-    ``logistic_loss`` divided by ln 2 (bounds.md §1.1, §2.2). It equals 1 at m = 0 and upper-bounds the 0-1
+    ``logistic_loss`` divided by ln 2 (Dziugaite & Roy 2017). It equals 1 at m = 0 and upper-bounds the 0-1
     loss (a misclassified example has p_y ≤ 1/2, so −log₂ p_y ≥ 1), tends to 0 for large margins and is
     **unbounded above** (as in D&R): a training surrogate only, the certificate is on the 0-1 loss.
     """
@@ -63,7 +65,7 @@ def init_sigma(
 ) -> dict[str, torch.Tensor]:
     """Initial posterior standard deviations: σ = λ (``"prior"``, PBB) or σ = max(factor·|μ_init|, floor)
     elementwise (``"abs_w"``; Dziugaite & Roy 2017 start from the SGD solution w with std 2|w|,
-    ``log_post_std_init = log(2|w|)``, bounds.md §2.2)."""
+    ``log_post_std_init = log(2|w|)`` in their code)."""
     if mode == "prior":
         return {k: torch.full_like(v, float(prior_scale)) for k, v in init_mean.items()}
     if mode == "abs_w":
@@ -105,6 +107,7 @@ def train_prior_mean(
     on ``data``; returns the eval-mode parameters (the prior mean w0)."""
     from ..training import train
 
+    check_momentum("momentum", momentum)
     net = copy.deepcopy(model)
     torch.manual_seed(int(seed))
     if init_state is not None:
@@ -144,7 +147,7 @@ def kl_gaussian(mean, var, prior_mean, prior_var: float) -> torch.Tensor:
 def objective(
     name: str, loss: torch.Tensor, kl: torch.Tensor, n: int, delta: float
 ) -> torch.Tensor:
-    """PBB training objective with B = KL + ln(2√n/δ) (bounds.md §1.1, §3.1)."""
+    """PBB training objective with B = KL + ln(2√n/δ) (Maurer 2004; Pérez-Ortiz et al. 2021)."""
     b = kl + math.log(2.0 * math.sqrt(n) / delta)
     r = b / (2 * n)
     if name == "fquad":

@@ -1,4 +1,4 @@
-"""Gibbs risks of Q = N(μ, diag σ²) by Monte Carlo (bounds.md §1.4), bounded cross-entropy, data helpers.
+"""Gibbs risks of Q = N(μ, diag σ²) by Monte Carlo (Langford & Caruana 2002), bounded cross-entropy, data helpers.
 
 * :func:`gibbs_errors_standard`: m networks w_j ∼ Q, each evaluated on the **whole** set (0-1 loss), batched over
   draws with ``torch.func.vmap`` (a plain loop for models vmap cannot run). Feeds the standard MC bound

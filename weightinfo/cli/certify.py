@@ -1,4 +1,4 @@
-"""``weightinfo certify``: a PAC-Bayes risk certificate (bounds.md §1, §3.2) for a network on a dataset.
+"""``weightinfo certify``: a PAC-Bayes risk certificate (Pérez-Ortiz et al. 2021) for a network on a dataset.
 
 The training set is split with ``Dataset.prior_bound_split(prior_fraction, seed)``: the prior part trains the
 prior mean (``--prior data``), the rest is the bound set (independent of the prior); the posterior is trained
@@ -80,7 +80,11 @@ def certify_cmd(
     ] = None,
     prior: Annotated[Literal["data", "init"], typer.Option(help="Prior mean.")] = "data",
     prior_scale: Annotated[
-        str, typer.Option(help="λ, or a comma-separated grid (union bound δ/K).")
+        str,
+        typer.Option(
+            help="Prior P = N(w0, λ² I): λ, the prior's standard deviation, one number for every weight "
+            "of every layer; or a comma-separated grid of λ (each point certified at δ/K, union bound)."
+        ),
     ] = "0.03",
     objective: Annotated[
         Literal["fquad", "flambda", "fclassic"], typer.Option(help="Posterior objective.")
@@ -104,7 +108,9 @@ def certify_cmd(
     beta: Annotated[
         str,
         typer.Option(
-            help="β of the information posterior, or a comma-separated grid (union bound δ/K)."
+            help="β per sample of the information posterior (--posterior information; mean-loss "
+            "convention L_D + β·KL, β·N for a summed loss): the price in loss of one nat in the weights. "
+            "Or a comma-separated grid of β (each point certified at δ/K, union bound)."
         ),
     ] = "0.001",
     prior_epochs: Annotated[
@@ -115,7 +121,7 @@ def certify_cmd(
         int, typer.Option(min=1, help="Batch size of the prior mean's SGD.")
     ] = 64,
     prior_momentum: Annotated[
-        float, typer.Option(min=0.0, help="Momentum of the prior mean's SGD.")
+        float, typer.Option(help="Momentum of the prior mean's SGD, in [0, 1).")
     ] = 0.9,
     k_union: Annotated[
         int | None,
@@ -130,13 +136,18 @@ def certify_cmd(
     quiet: Quiet = False,
 ) -> None:
     """PAC-Bayes risk certificate of the stochastic (Gibbs) predictor, prob. ≥ 1 − δ − δ′."""
+    from .._base.checks import check_momentum
+    from ..bounds.two_step import total_confidence
     from ..certificates import certify
+    from ..models.compat import check_fits
     from ..report import write_json_atomic
 
     quiet = quiet or STATE.quiet
     with user_errors():
         scales = _floats(prior_scale, "--prior-scale")
         betas = _floats(beta, "--beta")
+        check_momentum("--prior-momentum", prior_momentum)
+        total_confidence(delta, delta_mc)  # before any training: δ, δ′ in (0, 1), δ + δ′ < 1
         ck, ds, name, _, _ = model_and_data(
             checkpoint=checkpoint,
             dataset=dataset,
@@ -152,6 +163,7 @@ def certify_cmd(
             download=False,
             quiet=quiet,
         )
+        check_fits(ck.meta.get("architecture", {}), ds)
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
         n_test = int(round(test_fraction * ds.n_test))
         test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test > 0 else None
