@@ -18,14 +18,17 @@ import typer
 
 from ._common import (
     STATE,
+    BatchSizeOpt,
+    CheckpointOpt,
     DataRootOpt,
     DatasetOpt,
     DownloadOpt,
     EpochsOpt,
-    LossOpt,
+    LikelihoodOpt,
     LrOpt,
     ModelArgOpt,
     ModelOpt,
+    NSamplesOpt,
     OptimizerOpt,
     Quiet,
     SplitSeedOpt,
@@ -33,12 +36,14 @@ from ._common import (
     TrainSeedOpt,
     WidthOpt,
     WidthsOpt,
+    check_output,
     info,
     model_and_data,
     model_kwargs,
     progress_enabled,
     say,
     stdout_console,
+    training_data,
     user_errors,
 )
 
@@ -60,21 +65,8 @@ def compute_fisher(
     ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``."""
     from ..curvature import fisher
 
-    arch = ck.meta.get("architecture", {})
-    shape = tuple(arch.get("input_shape") or ds.input_shape)
-    if shape != tuple(ds.input_shape):
-        raise ValueError(
-            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
-        )
-    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
-        raise ValueError(
-            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
-            f"{ds.n_classes} classes"
-        )
-    if n_samples is not None and n_samples < 1:
-        raise ValueError(f"--n-samples must be positive, got {n_samples}")
-    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
-    x, y = ds.x_train[:n], ds.y_train[:n]
+    x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
+    n = int(x.shape[0])
     model = ck.model.eval()
     info(f"computing the {kind} {structure} Fisher ({loss}) on {n} training samples", quiet)
     t0 = time.perf_counter()
@@ -117,24 +109,17 @@ def fisher_payload(name: str, options: dict, meta: dict, F, elapsed: float) -> d
 def fisher_cmd(
     dataset: DatasetOpt = None,
     model: ModelOpt = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     kind: Annotated[
         Literal["exact", "mc", "empirical"], typer.Option(help="Expectation over labels.")
     ] = "exact",
     structure: Annotated[
         Literal["diag", "kfac", "full"], typer.Option(help="Matrix structure.")
     ] = "diag",
-    loss: Annotated[
-        LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
-    ] = None,
+    loss: LikelihoodOpt = None,
     mc_samples: Annotated[int, typer.Option(min=1, help="Labels drawn per input (--kind mc).")] = 1,
-    n_samples: Annotated[
-        int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the computation.")] = 256,
+    n_samples: NSamplesOpt = None,
+    batch_size: BatchSizeOpt = 256,
     seed: Annotated[int, typer.Option(help="Seed of the label draws (--kind mc).")] = 0,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON (atomic).")
@@ -152,9 +137,18 @@ def fisher_cmd(
     download: DownloadOpt = False,
     quiet: Quiet = False,
 ) -> None:
-    """Per-layer Fisher information of a trained model on its training data."""
+    """Per-layer Fisher information of a trained model on its training data.
+
+    Convention: the mean over the N training samples, in nats,
+    F = (1/N) Σ_i E_{y∼p_w(y|x_i)}[∇_w ℓ_i ∇_w ℓ_iᵀ] with ℓ_i = −ln p_w(y|x_i),
+    i.e. the Fisher of the mean per-sample loss (N·F is that of the summed loss). --kind exact takes
+    the expectation over y in closed form, mc draws --mc-samples labels per input, empirical uses the
+    observed label. Traces and per-layer rows sum the diagonal of F over each layer's parameters.
+    """
     quiet = quiet or STATE.quiet
     with user_errors():
+        if json_out is not None:
+            check_output(json_out, "--json", folder=False)
         ck, ds, name, dseed, cached = model_and_data(
             checkpoint=checkpoint,
             dataset=dataset,

@@ -31,6 +31,7 @@ from ._common import (
     Quiet,
     WidthOpt,
     WidthsOpt,
+    check_output,
     fmt_acc,
     info,
     model_kwargs,
@@ -79,6 +80,7 @@ def train(
         if dataset is None:
             raise ValueError("--dataset is required (see `weightinfo datasets`)")
         json_path = metadata_path(out)
+        check_output(out, "--out", folder=False)
         ds = load_training_data(
             dataset,
             data_seed=data_seed,
