@@ -6,11 +6,16 @@ The model comes from ``--checkpoint`` or is trained on the fly with the dataset'
 with L_D the mean per-sample loss and β per sample — prints the per-layer table ("where is the information")
 and a summary, and writes to ``--out DIR``:
 
-* ``report.json``: ``InformationResult.to_dict()`` (atomic);
+* ``report.json``: ``InformationResult.to_dict()``;
 * ``where.png``: nats per layer and per filter / output unit (:func:`weightinfo.report.plots.plot_where`);
 * with ``--betas``: ``curve.json`` (``InformationCurve.to_dict()``) and ``curve.png``, the loss-vs-information
   curve (:func:`weightinfo.iw.curve.information_curve`; the Fisher method reuses one curvature for
   the main result and every β of the curve).
+
+``--out`` is checked before any work and the files appear all together or not at all. A result that is not a
+finite number (IW, or E_Q[L_D] when ``--mc-samples`` > 0) is an error naming ``--beta`` / ``--prior-scale``,
+never a printed ``nan``. ``--resume FILE`` (``--method variational``) saves the variational fit after every
+epoch and on Ctrl-C; the same command run again continues from there and gives the uninterrupted result.
 
 :func:`compute_measure`, :func:`print_measure` and :func:`write_measure` are shared with ``weightinfo demo``.
 """
