@@ -193,3 +193,26 @@ def test_measure_failure_in_second_file_leaves_no_partial_folder(tmp_path, monke
 def test_fisher_help_states_the_mean_over_samples_convention():
     text = " ".join(invoke("fisher", "--help").output.split())
     assert "(1/N) Σ_i" in text and "mean per-sample loss" in text and "nats" in text
+
+
+def test_train_writes_checkpoint_and_sidecar_together_or_neither(tmp_path, monkeypatch):
+    import weightinfo.checkpoint.files as files
+
+    real = files.atomic_write
+
+    def fail_on_sidecar(path, write):
+        if str(path).endswith(".json"):
+            raise OSError("disk full while writing the sidecar")
+        return real(path, write)
+
+    monkeypatch.setattr(files, "atomic_write", fail_on_sidecar)
+    out = tmp_path / "runs" / "run.pt"
+    result = invoke("train", *SMALL, "--out", out, "-q")
+    assert result.exit_code == 2 and "disk full" in result.stderr
+    assert os.listdir(tmp_path) == []  # neither run.pt nor a staging folder nor runs/
+    monkeypatch.setattr(files, "atomic_write", real)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "other.txt").write_text("kept")
+    result = invoke("train", *SMALL, "--out", out, "-q")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert sorted(os.listdir(tmp_path / "runs")) == ["other.txt", "run.json", "run.pt"]
