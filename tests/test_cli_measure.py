@@ -213,6 +213,18 @@ def test_resume_continues_an_interrupted_variational_run(tmp_path, monkeypatch):
     assert got["extra"]["history"] == ref["extra"]["history"]
 
 
-def test_resume_needs_the_variational_method(tmp_path):
-    result = invoke("measure", *SMALL, "--out", tmp_path / "o", "--resume", tmp_path / "s.pt")
-    assert result.exit_code == 2 and "--resume" in result.stderr and "variational" in result.stderr
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ([], "--method variational"),
+        (["--method", "variational", "--betas", "1e-6,1e-5"], "--betas"),
+        (["--method", "variational", "--resume-dir-instead"], "is a folder"),
+    ],
+)
+def test_resume_is_checked_before_any_work(tmp_path, args, needle):
+    state = tmp_path if "--resume-dir-instead" in args else tmp_path / "s.pt"
+    args = [a for a in args if a != "--resume-dir-instead"]
+    result = invoke("measure", *SMALL, *args, "--out", tmp_path / "o", "--resume", state)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--resume" in result.stderr and needle in result.stderr
+    assert not (tmp_path / "cache").exists()  # rejected before training

@@ -154,6 +154,15 @@ def parse_betas(text: str | None) -> list[float] | None:
     return sorted(set(out))
 
 
+def _check_resume(method: str, betas: list[float] | None) -> None:
+    if method != "variational":
+        raise ValueError(
+            "--resume applies to --method variational (the Fisher form is not iterative)"
+        )
+    if betas:
+        raise ValueError("--resume resumes one variational fit; it cannot be combined with --betas")
+
+
 def compute_measure(
     ck,
     ds,
@@ -204,14 +213,7 @@ def compute_measure(
         "progress": progress_enabled(quiet),
     }
     if state_path is not None:
-        if method != "variational":
-            raise ValueError(
-                "--resume applies to --method variational (the Fisher form is not iterative)"
-            )
-        if betas:
-            raise ValueError(
-                "--resume resumes one variational fit; it cannot be combined with --betas"
-            )
+        _check_resume(method, betas)
         kw["state_path"] = state_path
     info(
         f"measuring the information in the weights ({method}, {structure}, {curvature}; β = {beta:g} "
@@ -458,11 +460,12 @@ def measure_cmd(
     quiet = quiet or STATE.quiet
     with user_errors():
         check_output(out, "--out", folder=True)
-        if resume is not None:
-            check_output(resume, "--resume", folder=False)
         beta = check_beta(beta)
         scale = parse_prior_scale(prior_scale)
         beta_list = parse_betas(betas)
+        if resume is not None:
+            _check_resume(method, beta_list)
+            check_output(resume, "--resume", folder=False)
         ck, ds, name, dseed, _ = model_and_data(
             checkpoint=checkpoint,
             dataset=dataset,
