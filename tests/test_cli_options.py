@@ -66,6 +66,25 @@ def test_model_and_data_options_come_from_one_declaration(command):
     assert checked >= 4
 
 
+def test_model_source_group_gives_fisher_and_measure_the_same_options():
+    import inspect
+
+    from weightinfo.cli._options import MODEL_SOURCE_OPTIONS, ModelSource, model_source_options
+
+    for command in (fisher.fisher_cmd, measure.measure_cmd):
+        params = inspect.signature(command).parameters
+        assert "src" not in params and set(MODEL_SOURCE_OPTIONS) <= set(params)
+
+    seen = []
+
+    @model_source_options
+    def probe(*, src: ModelSource, extra: int = 1):
+        seen.append((src, extra))
+
+    probe(**{k: None for k in MODEL_SOURCE_OPTIONS}, extra=2)
+    assert seen == [(ModelSource(**{k: None for k in MODEL_SOURCE_OPTIONS}), 2)]
+
+
 # -------------------------------------------------------------------------------- global flags
 
 
@@ -104,9 +123,9 @@ def test_plain_and_quiet_work_after_the_sub_command(position):
 @pytest.mark.parametrize(
     "args,patch",
     [
-        (["measure", *SMALL, "--out", "/proc/x"], "weightinfo.cli.measure.model_and_data"),
+        (["measure", *SMALL, "--out", "/proc/x"], "weightinfo.cli.measure.load_source"),
         (["certify", *SMALL, "--out", "/proc/x"], "weightinfo.cli.certify.model_and_data"),
-        (["fisher", *SMALL, "--json", "/proc/x/f.json"], "weightinfo.cli.fisher.model_and_data"),
+        (["fisher", *SMALL, "--json", "/proc/x/f.json"], "weightinfo.cli.fisher.load_source"),
         (["demo", "--out", "/proc/x"], "weightinfo.cli.demo.load_data"),
         (["train", *SMALL, "--out", "/proc/x/run.pt"], "weightinfo.checkpoint.load_training_data"),
     ],

@@ -22,8 +22,9 @@ etc. override them). Unset training options take per-dataset defaults (:data:`TR
 
 Layout: this module holds the app, its global options and ``main``; one module per command
 group (:mod:`.train`, :mod:`.fisher`, :mod:`.demo`, :mod:`.catalog` for ``datasets`` /
-``models``) and :mod:`._common` for what they share (option parsing, errors, output, model and
-data resolution).
+``models``), :mod:`._options` for the options they share (each declared once; the model/data
+group :class:`._options.ModelSource`) and :mod:`._common` for the rest they share (option parsing,
+errors, output, model and data resolution).
 
 JSON written by ``fisher --json`` and ``demo --out`` (strict JSON: NaN/inf become ``null``)::
 

@@ -1,13 +1,17 @@
-"""Shared pieces of the commands: state, output, errors, option types, model and data resolution.
+"""Shared pieces of the commands: state, output, errors, model and data resolution.
 
 * Output: results go to stdout (:func:`say`), status lines to stderr (:func:`info`, silenced by
   ``--quiet``); progress bars only when stderr is a terminal (:func:`progress_enabled`).
 * Errors: :func:`user_errors` turns the library's ``ValueError`` / ``TypeError`` / ``OSError``
-  into one red line ``error: ...`` on stderr and exit code 2 (``--debug`` re-raises instead).
+  into one red line ``error: ...`` on stderr and exit code 2 (``--debug`` re-raises instead);
+  the global flags may follow the sub-command (:func:`hoist_global_flags`).
+* Output locations: :func:`check_output` before any work, :func:`all_or_nothing` to write a
+  results folder completely or not at all.
+* Options: declared once in :mod:`._options` (re-exported here).
 * Resolution: which model and kwargs (:func:`resolve_model`, the dataset's suggestion updated by
   explicit options), which training settings (:data:`TRAIN_DEFAULTS`), and where the trained
   weights come from: a checkpoint (:func:`from_checkpoint`) or training on the fly, cached
-  (:func:`cached_train`).
+  (:func:`cached_train`); :func:`load_source` for a :class:`~._options.ModelSource`.
 
 Heavy modules (torch, rich, the library) are imported inside functions so ``--help`` stays fast.
 """
@@ -23,9 +27,33 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import typer
+
+from ._options import (  # noqa: F401 - the option types, re-exported for the commands
+    BatchSizeOpt,
+    CheckpointOpt,
+    DataRootOpt,
+    DataSeedOpt,
+    DatasetOpt,
+    DownloadOpt,
+    EpochsOpt,
+    LikelihoodOpt,
+    LossOpt,
+    LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    ModelSource,
+    NSamplesOpt,
+    OptimizerOpt,
+    Quiet,
+    SplitSeedOpt,
+    TrainBatchSizeOpt,
+    TrainSeedOpt,
+    WidthOpt,
+    WidthsOpt,
+)
 
 
 class TrainDefaults(NamedTuple):
@@ -210,76 +238,6 @@ def all_or_nothing(out: Path) -> Iterator[Path]:
             os.replace(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Option types shared by commands
-# --------------------------------------------------------------------------------------------
-
-Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bars or status messages (stderr).")
-]
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dataset", "-d", help="Dataset name (see `weightinfo datasets`).", show_default=False
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Model name (see `weightinfo models`); default: suggested for dataset.",
-    ),
-]
-WidthsOpt = Annotated[
-    str | None,
-    typer.Option(help="mlp hidden widths, comma-separated, e.g. 256,256 ('' for none)."),
-]
-WidthOpt = Annotated[float | None, typer.Option(help="Width multiplier of allcnn / resnet18.")]
-ModelArgOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model-arg",
-        help="Extra model keyword KEY=VALUE (repeatable); VALUE parsed as JSON or a comma list.",
-    ),
-]
-EpochsOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training epochs (default: per dataset).")
-]
-LrOpt = Annotated[float | None, typer.Option(help="Learning rate (default: per dataset).")]
-OptimizerOpt = Annotated[
-    Literal["sgd", "adam"] | None, typer.Option(help="Optimizer (default: per dataset).")
-]
-DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
-# For commands that take --checkpoint or train a model on the fly (model_and_data):
-TrainBatchSizeOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
-]
-TrainSeedOpt = Annotated[int, typer.Option(help="Training seed (no --checkpoint).")]
-SplitSeedOpt = Annotated[
-    int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
-]
-DataRootOpt = Annotated[
-    Path | None, typer.Option(help="Folder searched first for file-backed datasets.")
-]
-DownloadOpt = Annotated[
-    bool, typer.Option("--download", help="Download missing file-backed datasets (internet).")
-]
-LossOpt = Literal["cross_entropy", "bce_with_logits", "mse"]
-# The model/data options of the commands that measure a trained model (fisher, measure, certify):
-CheckpointOpt = Annotated[
-    Path | None,
-    typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
-]
-LikelihoodOpt = Annotated[
-    LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
-]
-NSamplesOpt = Annotated[
-    int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
-]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Batch size of the computation.")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,6 +463,25 @@ def model_and_data(
         quiet=quiet,
     )
     return ck, ds, name, dseed, hit
+
+
+def load_source(src: ModelSource, *, quiet: bool):
+    """:func:`model_and_data` for the options gathered in ``src``."""
+    return model_and_data(
+        checkpoint=src.checkpoint,
+        dataset=src.dataset,
+        model=src.model,
+        model_kw=model_kwargs(src.widths, src.width, src.model_arg),
+        epochs=src.epochs,
+        lr=src.lr,
+        optimizer=src.optimizer,
+        train_batch_size=src.train_batch_size,
+        train_seed=src.train_seed,
+        data_seed=src.data_seed,
+        data_root=src.data_root,
+        download=src.download,
+        quiet=quiet,
+    )
 
 
 def training_data(ck, ds, *, loss: str, n_samples: int | None):

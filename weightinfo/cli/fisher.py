@@ -19,33 +19,20 @@ import typer
 from ._common import (
     STATE,
     BatchSizeOpt,
-    CheckpointOpt,
-    DataRootOpt,
-    DatasetOpt,
-    DownloadOpt,
-    EpochsOpt,
     LikelihoodOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
+    ModelSource,
     NSamplesOpt,
-    OptimizerOpt,
     Quiet,
-    SplitSeedOpt,
-    TrainBatchSizeOpt,
-    TrainSeedOpt,
-    WidthOpt,
-    WidthsOpt,
     check_output,
     info,
-    model_and_data,
-    model_kwargs,
+    load_source,
     progress_enabled,
     say,
     stdout_console,
     training_data,
     user_errors,
 )
+from ._options import model_source_options
 
 
 def compute_fisher(
@@ -106,10 +93,10 @@ def fisher_payload(name: str, options: dict, meta: dict, F, elapsed: float) -> d
     }
 
 
+@model_source_options
 def fisher_cmd(
-    dataset: DatasetOpt = None,
-    model: ModelOpt = None,
-    checkpoint: CheckpointOpt = None,
+    *,
+    src: ModelSource,
     kind: Annotated[
         Literal["exact", "mc", "empirical"], typer.Option(help="Expectation over labels.")
     ] = "exact",
@@ -124,17 +111,6 @@ def fisher_cmd(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON (atomic).")
     ] = None,
-    widths: WidthsOpt = None,
-    width: WidthOpt = None,
-    model_arg: ModelArgOpt = None,
-    epochs: EpochsOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    train_batch_size: TrainBatchSizeOpt = None,
-    train_seed: TrainSeedOpt = 0,
-    data_seed: SplitSeedOpt = None,
-    data_root: DataRootOpt = None,
-    download: DownloadOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """Per-layer Fisher information of a trained model on its training data.
@@ -149,21 +125,7 @@ def fisher_cmd(
     with user_errors():
         if json_out is not None:
             check_output(json_out, "--json", folder=False)
-        ck, ds, name, dseed, cached = model_and_data(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            model_kw=model_kwargs(widths, width, model_arg),
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            train_batch_size=train_batch_size,
-            train_seed=train_seed,
-            data_seed=data_seed,
-            data_root=data_root,
-            download=download,
-            quiet=quiet,
-        )
+        ck, ds, name, dseed, cached = load_source(src, quiet=quiet)
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
         F, elapsed = compute_fisher(
             ck,
@@ -185,7 +147,7 @@ def fisher_cmd(
                 "dataset": name,
                 "data_seed": dseed,
                 "checkpoint": str(ck.path),
-                "checkpoint_given": checkpoint is not None,
+                "checkpoint_given": src.checkpoint is not None,
                 "cache_hit": cached,
                 "kind": kind,
                 "structure": structure,

@@ -32,35 +32,22 @@ import typer
 from ._common import (
     STATE,
     BatchSizeOpt,
-    CheckpointOpt,
-    DataRootOpt,
-    DatasetOpt,
-    DownloadOpt,
-    EpochsOpt,
     LikelihoodOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
+    ModelSource,
     NSamplesOpt,
-    OptimizerOpt,
     Quiet,
-    SplitSeedOpt,
-    TrainBatchSizeOpt,
-    TrainSeedOpt,
-    WidthOpt,
-    WidthsOpt,
     all_or_nothing,
     check_output,
     fail,
     info,
-    model_and_data,
-    model_kwargs,
+    load_source,
     progress_enabled,
     say,
     stdout_console,
     training_data,
     user_errors,
 )
+from ._options import model_source_options
 
 __all__ = [
     "Measurement",
@@ -377,7 +364,9 @@ def write_measure(m: Measurement, out: Path, *, title: str | None = None) -> lis
     return paths
 
 
+@model_source_options
 def measure_cmd(
+    *,
     out: Annotated[
         Path,
         typer.Option(
@@ -387,9 +376,7 @@ def measure_cmd(
             show_default=False,
         ),
     ],
-    dataset: DatasetOpt = None,
-    model: ModelOpt = None,
-    checkpoint: CheckpointOpt = None,
+    src: ModelSource,
     beta: Annotated[float, typer.Option(help=BETA_HELP)] = DEFAULT_BETA,
     prior_scale: Annotated[
         str, typer.Option("--prior-scale", help=PRIOR_SCALE_HELP)
@@ -437,17 +424,6 @@ def measure_cmd(
             show_default=False,
         ),
     ] = None,
-    widths: WidthsOpt = None,
-    width: WidthOpt = None,
-    model_arg: ModelArgOpt = None,
-    epochs: EpochsOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    train_batch_size: TrainBatchSizeOpt = None,
-    train_seed: TrainSeedOpt = 0,
-    data_seed: SplitSeedOpt = None,
-    data_root: DataRootOpt = None,
-    download: DownloadOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """Information in the weights (nats) of a trained model, per layer, with its plots.
@@ -466,21 +442,7 @@ def measure_cmd(
         if resume is not None:
             _check_resume(method, beta_list)
             check_output(resume, "--resume", folder=False)
-        ck, ds, name, dseed, _ = model_and_data(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            model_kw=model_kwargs(widths, width, model_arg),
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            train_batch_size=train_batch_size,
-            train_seed=train_seed,
-            data_seed=data_seed,
-            data_root=data_root,
-            download=download,
-            quiet=quiet,
-        )
+        ck, ds, name, dseed, _ = load_source(src, quiet=quiet)
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
         try:
             m = compute_measure(
