@@ -125,3 +125,106 @@ def test_measure_is_listed_in_help():
     assert "measure" in ok("--help").output
     text = ok("measure", "--help").output
     assert "--beta" in text and "--prior-scale" in text and "--betas" in text
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--prior-scale", "1e-300"], "--prior-scale"),
+        (["--prior-scale", "1e300"], "--prior-scale"),
+    ],
+)
+def test_out_of_range_prior_scale_is_rejected_before_training(tmp_path, args, needle):
+    result = invoke("measure", *SMALL, *args, "--out", tmp_path / "out")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.startswith("error:") and needle in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--beta", "1e-320"], ("IW is not finite", "beta")),
+        (["--prior-scale", "1e20"], ("E_Q[L_D] is not finite", "--prior-scale 1e+20")),
+        (["--betas", "1e-6,1e-320"], ("IW is not finite", "beta")),
+    ],
+)
+def test_non_finite_results_are_errors_naming_the_option(tmp_path, args, needles):
+    out = tmp_path / "out"
+    result = invoke(
+        "measure", *SMALL, "--n-samples", "100", "--mc-samples", "2", *args, "--out", out, "-q"
+    )
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.startswith("error:")
+    for needle in needles:
+        assert needle in result.stderr
+    assert "IW = nan" not in result.stdout and "not estimated" not in result.output
+    assert not out.exists()
+
+
+def test_not_estimated_only_with_mc_samples_0(tmp_path):
+    res = ok(
+        "measure", *SMALL, "--n-samples", "100", "--mc-samples", "0", "--out", tmp_path / "o", "-q"
+    )
+    assert "not estimated (--mc-samples 0)" in res.stdout
+
+    from weightinfo.cli.measure import summary_lines
+
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["mc_samples"] == 0
+
+    class Drawn:  # a result whose 8 draws gave NaN: never "not estimated"
+        nats, bits, beta, n_samples = 10.0, 14.4, 1e-6, 100
+        expected_loss, expected_loss_stderr, expected_loss_quadratic = float("nan"), 0.1, None
+        train_loss, lagrangian, mc_samples = 0.1, float("nan"), 8
+        extra, prior_scale, prior_mean = {}, {"": 0.1}, "zero"
+        method, structure, curvature, convention = "fisher", "diag", "fisher", "corrected"
+
+    assert "not estimated" not in " ".join(summary_lines(Drawn()))
+
+
+def test_resume_continues_an_interrupted_variational_run(tmp_path, monkeypatch):
+    import weightinfo.iw.variational as variational
+
+    args = [*SMALL, "--n-samples", "100", "--method", "variational", "--mc-samples", "2", "-q"]
+    reference = ok("measure", *args, "--out", tmp_path / "ref")
+    assert "IW =" in reference.stdout
+
+    state = tmp_path / "state" / "fit.pt"
+    real, calls = variational._run_epoch, []
+
+    def interrupted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C in the third epoch: two complete epochs are saved
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(variational, "_run_epoch", interrupted)
+    stopped = invoke("measure", *args, "--out", tmp_path / "run", "--resume", state)
+    assert stopped.exit_code != 0 and state.is_file() and not (tmp_path / "run").exists()
+    monkeypatch.setattr(variational, "_run_epoch", real)
+
+    ok("measure", *args, "--out", tmp_path / "run", "--resume", state)
+    ref = json.loads((tmp_path / "ref" / "report.json").read_text())
+    got = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert got["extra"]["resumed_from_epoch"] == 2
+    for key in ("nats", "per_layer", "expected_loss", "expected_loss_stderr", "prior_scale"):
+        assert got[key] == ref[key], key
+    assert got["extra"]["history"] == ref["extra"]["history"]
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ([], "--method variational"),
+        (["--method", "variational", "--betas", "1e-6,1e-5"], "--betas"),
+        (["--method", "variational", "--resume-dir-instead"], "is a folder"),
+    ],
+)
+def test_resume_is_checked_before_any_work(tmp_path, args, needle):
+    state = tmp_path if "--resume-dir-instead" in args else tmp_path / "s.pt"
+    args = [a for a in args if a != "--resume-dir-instead"]
+    result = invoke("measure", *SMALL, *args, "--out", tmp_path / "o", "--resume", state)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--resume" in result.stderr and needle in result.stderr
+    assert not (tmp_path / "cache").exists()  # rejected before training

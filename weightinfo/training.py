@@ -17,7 +17,6 @@ after a batch ends the epoch early: that partial epoch is still evaluated, recor
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._base.progress import progress_enabled
 from .models.modes import eval_mode
 
 LOSSES: tuple[str, ...] = ("cross_entropy", "bce_with_logits", "mse")
@@ -236,15 +236,6 @@ def _make_schedule(
     raise ValueError(f"unknown schedule={name!r}; expected one of {SCHEDULES}")
 
 
-def _progress_enabled(progress: bool) -> bool:
-    if not progress:
-        return False
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -337,7 +328,7 @@ def train(
     state = TrainState(model=model, optimizer=opt)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=epochs, desc="train", unit="epoch", disable=not _progress_enabled(progress))
+    bar = tqdm(total=epochs, desc="train", unit="epoch", disable=not progress_enabled(progress))
     t_start = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):

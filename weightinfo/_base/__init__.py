@@ -8,5 +8,7 @@ command line all use, and which imports nothing of weightinfo outside this packa
 * :mod:`.checks`: argument checks that raise ``ValueError`` naming the argument;
 * :mod:`.atomic`: write a file completely or not at all;
 * :mod:`.machine`: what results record about the machine (CPU, cores, threads, versions, load);
+* :mod:`.jsonable`: JSON-safe copies of results and metadata (``to_jsonable``);
+* :mod:`.progress`: whether to draw progress bars (``progress_enabled``);
 * :mod:`.table`: the per-layer row table base class.
 """

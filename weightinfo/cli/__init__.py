@@ -10,7 +10,10 @@
 
 Results go to stdout; status messages and progress bars to stderr (``--quiet`` silences them).
 Errors (unknown names, missing files, invalid settings) print one red line ``error: ...`` on
-stderr and exit with code 2 (``--debug`` shows the traceback instead).
+stderr and exit with code 2 (``--debug`` shows the traceback instead). The global flags
+``--quiet``, ``--plain`` and ``--debug`` may stand before or after the sub-command.
+Output locations (``--out``, ``--json``) are checked before any work, and a results folder is
+written completely or not at all (:func:`._common.check_output`, :func:`._common.all_or_nothing`).
 
 Without ``--model`` the model suggested for the dataset is used
 (:func:`weightinfo.models.default_model_for`, e.g. an MLP with widths 256,256 for ``digits``),
@@ -19,8 +22,9 @@ etc. override them). Unset training options take per-dataset defaults (:data:`TR
 
 Layout: this module holds the app, its global options and ``main``; one module per command
 group (:mod:`.train`, :mod:`.fisher`, :mod:`.demo`, :mod:`.catalog` for ``datasets`` /
-``models``) and :mod:`._common` for what they share (option parsing, errors, output, model and
-data resolution).
+``models``), :mod:`._options` for the options they share (each declared once; the model/data
+group :class:`._options.ModelSource`) and :mod:`._common` for the rest they share (option parsing,
+errors, output, model and data resolution).
 
 JSON written by ``fisher --json`` and ``demo --out`` (strict JSON: NaN/inf become ``null``)::
 
@@ -40,10 +44,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import catalog, certify, demo, fisher, measure, reproduce, train
-from ._common import STATE, TRAIN_DEFAULTS
+from ._common import STATE, TRAIN_DEFAULTS, Quiet, hoist_global_flags
 from .demo import DEMO_CONFIG
 
 __all__ = ["TRAIN_DEFAULTS", "DEMO_CONFIG", "app", "main"]
@@ -53,8 +58,17 @@ HELP = (
     "train reference networks and measure the Fisher information of their weights, per layer."
 )
 
+
+class _Group(TyperGroup):
+    """The root command group: global flags are accepted after the sub-command too."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
+
+
 app = typer.Typer(
     name="weightinfo",
+    cls=_Group,
     help=HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -82,14 +96,16 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars or status messages (stderr).")
-    ] = False,
+    quiet: Quiet = False,
     plain: Annotated[
         bool, typer.Option("--plain", help="Plain-text tables (no colours or box drawing).")
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show tracebacks instead of one-line errors (also after the sub-command).",
+        ),
     ] = False,
 ) -> None:
     STATE.quiet, STATE.plain, STATE.debug = quiet, plain, debug

@@ -1,13 +1,17 @@
-"""Shared pieces of the commands: state, output, errors, option types, model and data resolution.
+"""Shared pieces of the commands: state, output, errors, model and data resolution.
 
 * Output: results go to stdout (:func:`say`), status lines to stderr (:func:`info`, silenced by
   ``--quiet``); progress bars only when stderr is a terminal (:func:`progress_enabled`).
 * Errors: :func:`user_errors` turns the library's ``ValueError`` / ``TypeError`` / ``OSError``
-  into one red line ``error: ...`` on stderr and exit code 2 (``--debug`` re-raises instead).
+  into one red line ``error: ...`` on stderr and exit code 2 (``--debug`` re-raises instead);
+  the global flags may follow the sub-command (:func:`hoist_global_flags`).
+* Output locations: :func:`check_output` before any work, :func:`all_or_nothing` to write a
+  results folder completely or not at all.
+* Options: declared once in :mod:`._options` (re-exported here).
 * Resolution: which model and kwargs (:func:`resolve_model`, the dataset's suggestion updated by
   explicit options), which training settings (:data:`TRAIN_DEFAULTS`), and where the trained
   weights come from: a checkpoint (:func:`from_checkpoint`) or training on the fly, cached
-  (:func:`cached_train`).
+  (:func:`cached_train`); :func:`load_source` for a :class:`~._options.ModelSource`.
 
 Heavy modules (torch, rich, the library) are imported inside functions so ``--help`` stays fast.
 """
@@ -16,14 +20,40 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import sys
+import os
+import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import typer
+
+from ._options import (  # noqa: F401 - the option types, re-exported for the commands
+    BatchSizeOpt,
+    CheckpointOpt,
+    DataRootOpt,
+    DataSeedOpt,
+    DatasetOpt,
+    DownloadOpt,
+    EpochsOpt,
+    LikelihoodOpt,
+    LossOpt,
+    LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    ModelSource,
+    NSamplesOpt,
+    OptimizerOpt,
+    Quiet,
+    SplitSeedOpt,
+    TrainBatchSizeOpt,
+    TrainSeedOpt,
+    WidthOpt,
+    WidthsOpt,
+)
 
 
 class TrainDefaults(NamedTuple):
@@ -118,74 +148,96 @@ def user_errors() -> Iterator[None]:
 
 def progress_enabled(quiet: bool) -> bool:
     """Whether to show progress bars: not with ``--quiet``, and only when stderr is a terminal."""
-    if quiet:
-        return False
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):
-        return False
+    from .._base.progress import progress_enabled as enabled
+
+    return enabled(not quiet)
 
 
 def fmt_acc(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.1f}%"
 
 
+#: Global flags also accepted after the sub-command (``weightinfo measure ... --debug``).
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--plain")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``args`` with every :data:`GLOBAL_FLAGS` flag (before a ``--``) moved to the front.
+
+    Click parses a group's options only before the sub-command's name; hoisting lets the global
+    flags stand anywhere, which is what "(more with --debug)" invites users to do.
+    """
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+
+
 # --------------------------------------------------------------------------------------------
-# Option types shared by commands
+# Output locations: checked before the work, written all or nothing
 # --------------------------------------------------------------------------------------------
 
-Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bars or status messages (stderr).")
-]
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dataset", "-d", help="Dataset name (see `weightinfo datasets`).", show_default=False
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Model name (see `weightinfo models`); default: suggested for dataset.",
-    ),
-]
-WidthsOpt = Annotated[
-    str | None,
-    typer.Option(help="mlp hidden widths, comma-separated, e.g. 256,256 ('' for none)."),
-]
-WidthOpt = Annotated[float | None, typer.Option(help="Width multiplier of allcnn / resnet18.")]
-ModelArgOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model-arg",
-        help="Extra model keyword KEY=VALUE (repeatable); VALUE parsed as JSON or a comma list.",
-    ),
-]
-EpochsOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training epochs (default: per dataset).")
-]
-LrOpt = Annotated[float | None, typer.Option(help="Learning rate (default: per dataset).")]
-OptimizerOpt = Annotated[
-    Literal["sgd", "adam"] | None, typer.Option(help="Optimizer (default: per dataset).")
-]
-DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
-# For commands that take --checkpoint or train a model on the fly (model_and_data):
-TrainBatchSizeOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
-]
-TrainSeedOpt = Annotated[int, typer.Option(help="Training seed (no --checkpoint).")]
-SplitSeedOpt = Annotated[
-    int | None, typer.Option(help="Split seed (default: the checkpoint's, else 0).")
-]
-DataRootOpt = Annotated[
-    Path | None, typer.Option(help="Folder searched first for file-backed datasets.")
-]
-DownloadOpt = Annotated[
-    bool, typer.Option("--download", help="Download missing file-backed datasets (internet).")
-]
-LossOpt = Literal["cross_entropy", "bce_with_logits", "mse"]
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output(path: Path, option: str, *, folder: bool) -> Path:
+    """Fail early (``ValueError`` naming ``option``) when ``path`` cannot be written.
+
+    ``folder``: ``path`` is a results folder (may exist); else a file (whose folder may not exist
+    yet). Writability is tested by creating and removing a temporary file where the output will go,
+    which also catches read-only file systems and pseudo file systems such as ``/proc``.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} exists and is not a folder")
+    if not folder and path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; expected a file name")
+    where = _existing_ancestor(path if folder else path.parent)
+    if not where.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: {str(where)!r} is not a folder")
+    probe = where / f".weightinfo-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(
+            f"{option} {str(path)!r}: cannot write in {str(where)!r} ({e.strerror or e})"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def all_or_nothing(out: Path) -> Iterator[Path]:
+    """A staging folder for the files of results folder ``out``: all of them land in ``out`` when the
+    block succeeds, none when it fails.
+
+    The files are written into a hidden folder next to their destination (inside ``out`` when it
+    exists, else in its nearest existing ancestor, so the final moves are renames on one file
+    system). On success a new ``out`` is the staging folder renamed (with any missing parents
+    created); an existing ``out`` gets each file moved in with ``os.replace`` (other files there are
+    kept). On failure the staging folder is removed and ``out`` is as before.
+    """
+    out = Path(out)
+    exists = out.is_dir()
+    base = out if exists else _existing_ancestor(out.parent)
+    stage = base / f".{out.name or 'out'}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    stage.mkdir()
+    try:
+        yield stage
+        if exists:
+            for f in sorted(stage.iterdir()):
+                os.replace(f, out / f.name)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,3 +463,42 @@ def model_and_data(
         quiet=quiet,
     )
     return ck, ds, name, dseed, hit
+
+
+def load_source(src: ModelSource, *, quiet: bool):
+    """:func:`model_and_data` for the options gathered in ``src``."""
+    return model_and_data(
+        checkpoint=src.checkpoint,
+        dataset=src.dataset,
+        model=src.model,
+        model_kw=model_kwargs(src.widths, src.width, src.model_arg),
+        epochs=src.epochs,
+        lr=src.lr,
+        optimizer=src.optimizer,
+        train_batch_size=src.train_batch_size,
+        train_seed=src.train_seed,
+        data_seed=src.data_seed,
+        data_root=src.data_root,
+        download=src.download,
+        quiet=quiet,
+    )
+
+
+def training_data(ck, ds, *, loss: str, n_samples: int | None):
+    """The first ``n_samples`` training samples of ``ds`` (all by default) after checking that the
+    checkpoint's model fits the dataset: ``(X, Y)``."""
+    arch = ck.meta.get("architecture", {})
+    shape = tuple(arch.get("input_shape") or ds.input_shape)
+    if shape != tuple(ds.input_shape):
+        raise ValueError(
+            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
+        )
+    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
+        raise ValueError(
+            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
+            f"{ds.n_classes} classes"
+        )
+    if n_samples is not None and n_samples < 1:
+        raise ValueError(f"--n-samples must be positive, got {n_samples}")
+    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
+    return ds.x_train[:n], ds.y_train[:n]

@@ -15,11 +15,14 @@ import typer
 
 from ._common import (
     STATE,
+    CheckpointOpt,
     DatasetOpt,
     EpochsOpt,
     ModelOpt,
     Quiet,
     WidthsOpt,
+    all_or_nothing,
+    check_output,
     info,
     model_and_data,
     model_kwargs,
@@ -75,9 +78,7 @@ def certify_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for certificate.json/.png.")],
     dataset: DatasetOpt = None,
     model: ModelOpt = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint; else train (cached).")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     prior: Annotated[Literal["data", "init"], typer.Option(help="Prior mean.")] = "data",
     prior_scale: Annotated[
         str,
@@ -144,6 +145,7 @@ def certify_cmd(
 
     quiet = quiet or STATE.quiet
     with user_errors():
+        check_output(out, "--out", folder=True)
         scales = _floats(prior_scale, "--prior-scale")
         betas = _floats(beta, "--beta")
         check_momentum("--prior-momentum", prior_momentum)
@@ -207,9 +209,8 @@ def certify_cmd(
                 f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "
                 f"majority vote {cert.majority_vote_test_error:.4f}"
             )
-        out = Path(out)
-        for p in (
-            write_json_atomic(out / "certificate.json", cert.to_dict()),
-            plot_terms(cert, out / "certificate.png"),
-        ):
-            info(f"wrote {p}", quiet)
+        with all_or_nothing(out) as stage:
+            write_json_atomic(stage / "certificate.json", cert.to_dict())
+            plot_terms(cert, stage / "certificate.png")
+        for name in ("certificate.json", "certificate.png"):
+            info(f"wrote {Path(out) / name}", quiet)

@@ -22,7 +22,9 @@ from ._common import (
     TRAIN_DEFAULTS,
     Quiet,
     TrainDefaults,
+    all_or_nothing,
     cached_train,
+    check_output,
     fmt_acc,
     info,
     load_data,
@@ -80,6 +82,8 @@ def demo(
     """Train (or load) an MLP on digits and measure where the information in its weights is."""
     quiet = quiet or STATE.quiet
     with user_errors():
+        if out is not None:
+            check_output(out, "--out", folder=True)
         c = DEMO_CONFIG
         t0 = time.perf_counter()
         ds = load_data(c["dataset"], seed=0, root=None, download=False)
@@ -145,13 +149,10 @@ def demo(
                 "measure": meas.options,
             }
             title = f"{c['model']} {c['model_kwargs']} on {c['dataset']}"
-            paths = write_measure(meas, Path(out), title=title)
-            paths.append(
-                write_json_atomic(
-                    Path(out) / "fisher.json",
-                    fisher_payload("demo", options, ck.meta, F, meas.elapsed),
-                )
-            )
+            with all_or_nothing(out) as stage:
+                paths = write_measure(meas, stage, title=title)
+                payload = fisher_payload("demo", options, ck.meta, F, meas.elapsed)
+                paths.append(write_json_atomic(stage / "fisher.json", payload))
             for p in paths:
-                info(f"wrote {p}", quiet)
+                info(f"wrote {Path(out) / p.name}", quiet)
         info(f"demo finished in {time.perf_counter() - t0:.1f} s", quiet)

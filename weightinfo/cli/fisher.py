@@ -18,29 +18,21 @@ import typer
 
 from ._common import (
     STATE,
-    DataRootOpt,
-    DatasetOpt,
-    DownloadOpt,
-    EpochsOpt,
-    LossOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
-    OptimizerOpt,
+    BatchSizeOpt,
+    LikelihoodOpt,
+    ModelSource,
+    NSamplesOpt,
     Quiet,
-    SplitSeedOpt,
-    TrainBatchSizeOpt,
-    TrainSeedOpt,
-    WidthOpt,
-    WidthsOpt,
+    check_output,
     info,
-    model_and_data,
-    model_kwargs,
+    load_source,
     progress_enabled,
     say,
     stdout_console,
+    training_data,
     user_errors,
 )
+from ._options import model_source_options
 
 
 def compute_fisher(
@@ -60,21 +52,8 @@ def compute_fisher(
     ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``."""
     from ..curvature import fisher
 
-    arch = ck.meta.get("architecture", {})
-    shape = tuple(arch.get("input_shape") or ds.input_shape)
-    if shape != tuple(ds.input_shape):
-        raise ValueError(
-            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
-        )
-    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
-        raise ValueError(
-            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
-            f"{ds.n_classes} classes"
-        )
-    if n_samples is not None and n_samples < 1:
-        raise ValueError(f"--n-samples must be positive, got {n_samples}")
-    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
-    x, y = ds.x_train[:n], ds.y_train[:n]
+    x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
+    n = int(x.shape[0])
     model = ck.model.eval()
     info(f"computing the {kind} {structure} Fisher ({loss}) on {n} training samples", quiet)
     t0 = time.perf_counter()
@@ -114,62 +93,39 @@ def fisher_payload(name: str, options: dict, meta: dict, F, elapsed: float) -> d
     }
 
 
+@model_source_options
 def fisher_cmd(
-    dataset: DatasetOpt = None,
-    model: ModelOpt = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
-    ] = None,
+    *,
+    src: ModelSource,
     kind: Annotated[
         Literal["exact", "mc", "empirical"], typer.Option(help="Expectation over labels.")
     ] = "exact",
     structure: Annotated[
         Literal["diag", "kfac", "full"], typer.Option(help="Matrix structure.")
     ] = "diag",
-    loss: Annotated[
-        LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
-    ] = None,
+    loss: LikelihoodOpt = None,
     mc_samples: Annotated[int, typer.Option(min=1, help="Labels drawn per input (--kind mc).")] = 1,
-    n_samples: Annotated[
-        int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the computation.")] = 256,
+    n_samples: NSamplesOpt = None,
+    batch_size: BatchSizeOpt = 256,
     seed: Annotated[int, typer.Option(help="Seed of the label draws (--kind mc).")] = 0,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON (atomic).")
     ] = None,
-    widths: WidthsOpt = None,
-    width: WidthOpt = None,
-    model_arg: ModelArgOpt = None,
-    epochs: EpochsOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    train_batch_size: TrainBatchSizeOpt = None,
-    train_seed: TrainSeedOpt = 0,
-    data_seed: SplitSeedOpt = None,
-    data_root: DataRootOpt = None,
-    download: DownloadOpt = False,
     quiet: Quiet = False,
 ) -> None:
-    """Per-layer Fisher information of a trained model on its training data."""
+    """Per-layer Fisher information of a trained model on its training data.
+
+    Convention: the mean over the N training samples, in nats,
+    F = (1/N) Σ_i E_{y∼p_w(y|x_i)}[∇_w ℓ_i ∇_w ℓ_iᵀ] with ℓ_i = −ln p_w(y|x_i),
+    i.e. the Fisher of the mean per-sample loss (N·F is that of the summed loss). --kind exact takes
+    the expectation over y in closed form, mc draws --mc-samples labels per input, empirical uses the
+    observed label. Traces and per-layer rows sum the diagonal of F over each layer's parameters.
+    """
     quiet = quiet or STATE.quiet
     with user_errors():
-        ck, ds, name, dseed, cached = model_and_data(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            model_kw=model_kwargs(widths, width, model_arg),
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            train_batch_size=train_batch_size,
-            train_seed=train_seed,
-            data_seed=data_seed,
-            data_root=data_root,
-            download=download,
-            quiet=quiet,
-        )
+        if json_out is not None:
+            check_output(json_out, "--json", folder=False)
+        ck, ds, name, dseed, cached = load_source(src, quiet=quiet)
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
         F, elapsed = compute_fisher(
             ck,
@@ -191,7 +147,7 @@ def fisher_cmd(
                 "dataset": name,
                 "data_seed": dseed,
                 "checkpoint": str(ck.path),
-                "checkpoint_given": checkpoint is not None,
+                "checkpoint_given": src.checkpoint is not None,
                 "cache_hit": cached,
                 "kind": kind,
                 "structure": structure,

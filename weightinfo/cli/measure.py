@@ -6,11 +6,16 @@ The model comes from ``--checkpoint`` or is trained on the fly with the dataset'
 with L_D the mean per-sample loss and β per sample — prints the per-layer table ("where is the information")
 and a summary, and writes to ``--out DIR``:
 
-* ``report.json``: ``InformationResult.to_dict()`` (atomic);
+* ``report.json``: ``InformationResult.to_dict()``;
 * ``where.png``: nats per layer and per filter / output unit (:func:`weightinfo.report.plots.plot_where`);
 * with ``--betas``: ``curve.json`` (``InformationCurve.to_dict()``) and ``curve.png``, the loss-vs-information
   curve (:func:`weightinfo.iw.curve.information_curve`; the Fisher method reuses one curvature for
   the main result and every β of the curve).
+
+``--out`` is checked before any work and the files appear all together or not at all. A result that is not a
+finite number (IW, or E_Q[L_D] when ``--mc-samples`` > 0) is an error naming ``--beta`` / ``--prior-scale``,
+never a printed ``nan``. ``--resume FILE`` (``--method variational``) saves the variational fit after every
+epoch and on Ctrl-C; the same command run again continues from there and gives the uninterrupted result.
 
 :func:`compute_measure`, :func:`print_measure` and :func:`write_measure` are shared with ``weightinfo demo``.
 """
@@ -26,30 +31,33 @@ import typer
 
 from ._common import (
     STATE,
-    DataRootOpt,
-    DatasetOpt,
-    DownloadOpt,
-    EpochsOpt,
-    LossOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
-    OptimizerOpt,
+    BatchSizeOpt,
+    LikelihoodOpt,
+    ModelSource,
+    NSamplesOpt,
     Quiet,
-    SplitSeedOpt,
-    TrainBatchSizeOpt,
-    TrainSeedOpt,
-    WidthOpt,
-    WidthsOpt,
+    all_or_nothing,
+    check_output,
     fail,
     info,
-    model_and_data,
-    model_kwargs,
+    load_source,
     progress_enabled,
     say,
     stdout_console,
+    training_data,
     user_errors,
 )
+from ._options import model_source_options
+
+__all__ = [
+    "Measurement",
+    "check_finite",
+    "compute_measure",
+    "measure_cmd",
+    "print_measure",
+    "training_data",
+    "write_measure",
+]
 
 #: Defaults of ``measure`` (and ``demo``), chosen on the digits MLP (256,256; N = 1438, 85k weights):
 #: β = 1e-6 per sample and λ = 0.1 around the initial weights give IW ≈ 19k nats, of which ≈ 22% is the
@@ -103,7 +111,9 @@ def parse_prior_scale(text: str | float) -> float | str:
             ) from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"--prior-scale must be a number > 0 or 'weights', got {text!r}")
-    return value
+    from ..posterior.prior import check_scale
+
+    return check_scale("--prior-scale", value)
 
 
 def check_beta(beta: float) -> float:
@@ -131,24 +141,13 @@ def parse_betas(text: str | None) -> list[float] | None:
     return sorted(set(out))
 
 
-def training_data(ck, ds, *, loss: str, n_samples: int | None):
-    """The first ``n_samples`` training samples of ``ds`` (all by default) after checking that the
-    checkpoint's model fits the dataset: ``(X, Y)``."""
-    arch = ck.meta.get("architecture", {})
-    shape = tuple(arch.get("input_shape") or ds.input_shape)
-    if shape != tuple(ds.input_shape):
+def _check_resume(method: str, betas: list[float] | None) -> None:
+    if method != "variational":
         raise ValueError(
-            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
+            "--resume applies to --method variational (the Fisher form is not iterative)"
         )
-    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
-        raise ValueError(
-            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
-            f"{ds.n_classes} classes"
-        )
-    if n_samples is not None and n_samples < 1:
-        raise ValueError(f"--n-samples must be positive, got {n_samples}")
-    n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
-    return ds.x_train[:n], ds.y_train[:n]
+    if betas:
+        raise ValueError("--resume resumes one variational fit; it cannot be combined with --betas")
 
 
 def compute_measure(
@@ -168,11 +167,14 @@ def compute_measure(
     seed: int,
     batch_size: int,
     quiet: bool,
+    state_path: Path | None = None,
 ) -> Measurement:
     """IW at ``beta`` (and the curve over ``betas``) of checkpoint ``ck`` on ``ds``'s training data.
 
     ``prior_mean=None`` means ``"init"`` when the checkpoint stores its initial weights, else ``"zero"``.
     With the Fisher method the curvature is computed once for the result and the whole curve.
+    ``state_path`` (``--resume``, variational method only) is where the variational fit saves its state
+    after every epoch and on Ctrl-C, and resumes from when the file holds a run of the same configuration.
     """
     from ..iw import information
     from ..iw.curve import information_curve
@@ -197,6 +199,9 @@ def compute_measure(
         "batch_size": batch_size,
         "progress": progress_enabled(quiet),
     }
+    if state_path is not None:
+        _check_resume(method, betas)
+        kw["state_path"] = state_path
     info(
         f"measuring the information in the weights ({method}, {structure}, {curvature}; β = {beta:g} "
         f"per sample, λ = {prior_scale}, prior mean {prior_mean}) on {x.shape[0]} training samples",
@@ -229,6 +234,28 @@ def compute_measure(
         "batch_size": batch_size,
     }
     return Measurement(result, curve, curv, time.perf_counter() - t0, options)
+
+
+def check_finite(m: Measurement, *, beta: float, prior_scale: float | str, mc_samples: int) -> None:
+    """``ValueError`` naming the options when IW or (if estimated) E_Q[L_D] is not a finite number."""
+    at = f"--beta {beta:g}, --prior-scale {prior_scale}"
+    rows = [(m.result, at)]
+    if m.curve is not None:
+        rows += [
+            (r, f"--betas value {r.beta:g}, --prior-scale {prior_scale}") for r in m.curve.results
+        ]
+    for r, where in rows:
+        if not math.isfinite(r.nats):
+            raise ValueError(
+                f"IW is not finite ({r.nats}) at {where}: λ²h/β overflows float64; "
+                "use a larger β or a smaller --prior-scale"
+            )
+        if mc_samples > 0 and not math.isfinite(r.expected_loss):
+            raise ValueError(
+                f"E_Q[L_D] is not finite ({r.expected_loss}) at {where}: weights drawn from Q* "
+                "(noise variance up to λ² in flat directions) overflow the network; use a smaller "
+                "--prior-scale or β, or --mc-samples 0 to skip E_Q[L_D]"
+            )
 
 
 def _table_cells(rows: list[dict], total: float) -> list[list[str]]:
@@ -291,11 +318,10 @@ def summary_lines(result) -> list[str]:
             f"{result.nats - mean_term:,.1f}"
         )
     se = result.expected_loss_stderr
-    el = (
-        "not estimated (--mc-samples 0)"
-        if math.isnan(result.expected_loss)
-        else f"{result.expected_loss:.5g}" + ("" if math.isnan(se) else f" ± {se:.2g}")
-    )
+    if result.mc_samples == 0 and math.isnan(result.expected_loss):
+        el = "not estimated (--mc-samples 0)"
+    else:
+        el = f"{result.expected_loss:.5g}" + ("" if math.isnan(se) else f" ± {se:.2g}")
     quad = result.expected_loss_quadratic
     quad_text = "" if quad is None else f" (quadratic model {quad:.5g})"
     lam = ", ".join(f"{k or '<root>'} {v:.3g}" for k, v in result.prior_scale.items())
@@ -338,7 +364,9 @@ def write_measure(m: Measurement, out: Path, *, title: str | None = None) -> lis
     return paths
 
 
+@model_source_options
 def measure_cmd(
+    *,
     out: Annotated[
         Path,
         typer.Option(
@@ -348,12 +376,7 @@ def measure_cmd(
             show_default=False,
         ),
     ],
-    dataset: DatasetOpt = None,
-    model: ModelOpt = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", "-c", help="Checkpoint to measure; else train (cached)."),
-    ] = None,
+    src: ModelSource,
     beta: Annotated[float, typer.Option(help=BETA_HELP)] = DEFAULT_BETA,
     prior_scale: Annotated[
         str, typer.Option("--prior-scale", help=PRIOR_SCALE_HELP)
@@ -377,12 +400,8 @@ def measure_cmd(
     curvature: Annotated[
         Literal["fisher", "ggn", "hessian"], typer.Option(help="Curvature H of the mean loss.")
     ] = "fisher",
-    loss: Annotated[
-        LossOpt | None, typer.Option(help="Likelihood (default: the checkpoint's training loss).")
-    ] = None,
-    n_samples: Annotated[
-        int | None, typer.Option(min=1, help="Use the first N training samples (default: all).")
-    ] = None,
+    loss: LikelihoodOpt = None,
+    n_samples: NSamplesOpt = None,
     mc_samples: Annotated[
         int, typer.Option(min=0, help="Weight draws w ~ Q* for E_Q[L_D] (0: skip).")
     ] = 8,
@@ -394,18 +413,17 @@ def measure_cmd(
             "1e-8,1e-7,1e-6,1e-5,1e-4 (curve.json, curve.png)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the computation.")] = 256,
-    widths: WidthsOpt = None,
-    width: WidthOpt = None,
-    model_arg: ModelArgOpt = None,
-    epochs: EpochsOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    train_batch_size: TrainBatchSizeOpt = None,
-    train_seed: TrainSeedOpt = 0,
-    data_seed: SplitSeedOpt = None,
-    data_root: DataRootOpt = None,
-    download: DownloadOpt = False,
+    batch_size: BatchSizeOpt = 256,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="State file of the variational fit (--method variational): saved after every epoch "
+            "and on Ctrl-C; a rerun with the same options and file continues where it stopped and gives "
+            "the result of an uninterrupted run.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Information in the weights (nats) of a trained model, per layer, with its plots.
@@ -417,24 +435,14 @@ def measure_cmd(
     """
     quiet = quiet or STATE.quiet
     with user_errors():
+        check_output(out, "--out", folder=True)
         beta = check_beta(beta)
         scale = parse_prior_scale(prior_scale)
         beta_list = parse_betas(betas)
-        ck, ds, name, dseed, _ = model_and_data(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            model_kw=model_kwargs(widths, width, model_arg),
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            train_batch_size=train_batch_size,
-            train_seed=train_seed,
-            data_seed=data_seed,
-            data_root=data_root,
-            download=download,
-            quiet=quiet,
-        )
+        if resume is not None:
+            _check_resume(method, beta_list)
+            check_output(resume, "--resume", folder=False)
+        ck, ds, name, dseed, _ = load_source(src, quiet=quiet)
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
         try:
             m = compute_measure(
@@ -453,11 +461,19 @@ def measure_cmd(
                 seed=seed,
                 batch_size=batch_size,
                 quiet=quiet,
+                state_path=resume,
             )
         except NotImplementedError as e:
             fail(str(e))
+        except KeyboardInterrupt:
+            if resume is not None:
+                info(f"interrupted; the same command with --resume {resume} continues", quiet)
+            raise
+        check_finite(m, beta=beta, prior_scale=scale, mc_samples=mc_samples)
         print_measure(m)
         arch = ck.meta.get("architecture", {})
         title = f"{arch.get('name', 'model')} {arch.get('kwargs', {})} on {name}"
-        for p in write_measure(m, out, title=title):
-            info(f"wrote {p}", quiet)
+        with all_or_nothing(out) as stage:
+            names = [p.name for p in write_measure(m, stage, title=title)]
+        for n in names:
+            info(f"wrote {Path(out) / n}", quiet)

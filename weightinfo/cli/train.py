@@ -31,6 +31,8 @@ from ._common import (
     Quiet,
     WidthOpt,
     WidthsOpt,
+    all_or_nothing,
+    check_output,
     fmt_acc,
     info,
     model_kwargs,
@@ -79,6 +81,7 @@ def train(
         if dataset is None:
             raise ValueError("--dataset is required (see `weightinfo datasets`)")
         json_path = metadata_path(out)
+        check_output(out, "--out", folder=False)
         ds = load_training_data(
             dataset,
             data_seed=data_seed,
@@ -109,17 +112,19 @@ def train(
             f"lr {s.lr:g}, batch {s.batch_size}, seed {seed}",
             quiet,
         )
-        run = train_checkpoint(
-            out,
-            spec,
-            ds=ds,
-            evaluate_train=True,
-            dataset_extra={"requested_name": dataset},
-            train_config_extra={"label_noise": label_noise},
-            extra={"config": config},
-            created_by="weightinfo train",
-            progress=progress_enabled(quiet),
-        )
+        # The checkpoint and its sidecar appear together (or neither does, on any error or Ctrl-C).
+        with all_or_nothing(Path(out).parent) as stage:
+            run = train_checkpoint(
+                stage / Path(out).name,
+                spec,
+                ds=ds,
+                evaluate_train=True,
+                dataset_extra={"requested_name": dataset},
+                train_config_extra={"label_noise": label_noise},
+                extra={"config": config},
+                created_by="weightinfo train",
+                progress=progress_enabled(quiet),
+            )
     m = run.metrics
     say(
         f"trained {name} {kwargs} on {dataset}: {run.result.epochs_run} epochs in "

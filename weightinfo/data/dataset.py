@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
+from weightinfo._base.jsonable import to_jsonable
 from weightinfo.data.splits import prior_bound_split
 
 __all__ = ["Dataset", "as_index_tensor"]
@@ -44,18 +45,6 @@ def as_index_tensor(indices: Any, n: int) -> torch.Tensor:
     if idx.min() < -n or idx.max() >= n:
         raise IndexError(f"indices out of range for {n} training samples")
     return idx % n if n else idx
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic, torch.Tensor)) and np.ndim(value) == 0:
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 class _IndexSampler(torch.utils.data.Sampler):
@@ -212,9 +201,9 @@ class Dataset:
             "n_test": self.n_test,
             "n_classes": int(self.n_classes),
             "input_shape": list(self.input_shape),
-            "seed": _jsonable(self.info.get("seed")),
-            "variant": _jsonable(self.info.get("variant")),
-            "info": _jsonable(self.info),
+            "seed": to_jsonable(self.info.get("seed"), "seed", default=str),
+            "variant": to_jsonable(self.info.get("variant"), "variant", default=str),
+            "info": to_jsonable(self.info, "info", default=str),
         }
 
     def describe(self) -> str:

@@ -46,7 +46,7 @@ def _digest(tensors) -> str:
     return h.hexdigest()
 
 
-def config_hash(params, prior, names, s, lam2, init_variance) -> str:
+def state_fingerprint(params, prior, names, s, lam2, init_variance) -> str:
     """Hash of everything that determines the trajectory (not max_epochs, tol, mc_samples, progress)."""
     keys = ("beta", "kl_factor", "learn_prior_scale", "structure", "seed", "loss", "lr", "lr_decay")
     keys += ("batch_size", "init_var", "init_samples", "local_reparam", "input_floor")

@@ -36,6 +36,9 @@ Conventions (binding box of the reference):
   IW ≈ ½ Σ_j ln(λ² h_j/β) − k/2 + ‖w* − w0‖²/(2λ²) ≈ ½ ln|F| + const. It is refused (``ValueError`` naming the
   parameter) when some h ≤ 0, where ½ ln|F| → −∞. Σ* is not approximated.
 
+A β so small (or λ so large) that λ²h/β overflows float64 gives no finite IW: ``gaussian_optimum`` raises
+``ValueError`` naming ``beta`` and ``prior_scale`` instead of returning NaN.
+
 Negative curvature (a Hessian at a non-convex point, or roundoff in an eigendecomposition) is clamped at 0;
 ``n_negative`` counts the clamped diagonal entries / eigenvalues (eigenvalues only below −P·ε·max|h|).
 """
@@ -333,8 +336,15 @@ def gaussian_optimum(
         kl += float((mt + part.per[k]).sum())
         per[k] = (mt + (part.approx[k] if approximation else part.per[k]) - shift).reshape(w.shape)
         var[k] = part.var[k].reshape(w.shape)
+    nats = float(sum(v.sum() for v in per.values()))
+    if not (math.isfinite(nats) and math.isfinite(kl)):
+        lam = ", ".join(f"{k or '<root>'} {v:g}" for k, v in prior.scale.items())
+        raise ValueError(
+            f"IW is not finite ({nats}) at beta={beta:g} with prior_scale {lam}: the relative curvature "
+            "λ²h/β overflows float64; use a larger beta or a smaller prior_scale"
+        )
     return GaussianOptimum(
-        nats=float(sum(v.sum() for v in per.values())),
+        nats=nats,
         per_parameter=per,
         posterior_variance=var,
         kl=kl,

@@ -26,6 +26,19 @@ from ..curvature.result import layer_of
 PRIOR_MEANS = ("zero", "init")
 
 
+def check_scale(name: str, value) -> float:
+    """λ as a float, ``ValueError`` naming ``name`` unless λ > 0 and both λ² and 1/λ² are finite float64
+    numbers (about 1e-154 < λ < 1e154): the closed forms divide by λ² and by β/λ²."""
+    lam = check_positive(name, value)
+    lam2 = lam * lam
+    if not (math.isfinite(lam2) and lam2 > 0 and math.isfinite(1.0 / lam2)):
+        raise ValueError(
+            f"{name}={lam:g} is out of range: λ² = {lam2:g} is not a positive finite float64 number "
+            "(use 1e-150 < λ < 1e150)"
+        )
+    return lam
+
+
 @dataclass(frozen=True)
 class GaussianPrior:
     """P = N(w0, diag λ²): ``mean[name]`` shaped like the parameter, ``scale[layer]`` = λ_l (> 0)."""
@@ -38,7 +51,9 @@ class GaussianPrior:
         return self.scale[layer_of(name)] ** 2
 
     def with_scale(self, scale: Mapping[str, float]) -> GaussianPrior:
-        return GaussianPrior(self.mean, {k: float(scale[k]) for k in self.scale})
+        return GaussianPrior(
+            self.mean, {k: check_scale(f"prior_scale[{k!r}]", scale[k]) for k in self.scale}
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -58,7 +73,8 @@ def make_prior(
 
     ``prior_mean``: ``"zero"``, ``"init"`` (needs ``init_state``, e.g. ``Checkpoint.init_state_dict``) or a
     dict of tensors keyed like ``model.named_parameters()``. ``prior_scale``: see the module docstring.
-    Raises ``ValueError`` for λ ≤ 0, NaN, a missing layer or a mean of the wrong shape.
+    Raises ``ValueError`` for λ ≤ 0, NaN, λ whose square is not a finite positive float64 number
+    (:func:`check_scale`), a missing layer or a mean of the wrong shape.
     """
     params = {k: p.detach() for k, p in named_trainable(model).items()}
     if isinstance(prior_mean, str):
@@ -90,7 +106,7 @@ def make_prior(
                 raise ValueError(
                     f"prior_scale='weights': layer {layer!r} equals the prior mean; give a scale"
                 )
-            scale[layer] = math.sqrt(ms)
+            scale[layer] = check_scale(f"prior_scale='weights' (layer {layer!r})", math.sqrt(ms))
     elif isinstance(prior_scale, (list, tuple)):
         raise ValueError(
             "prior_scale: a grid of scales is chosen by information(method='fisher', prior_scale=[...]); "
@@ -101,10 +117,10 @@ def make_prior(
         if missing:
             raise ValueError(f"prior_scale has no entry for layer(s) {missing}")
         scale = {
-            layer: check_positive(f"prior_scale[{layer!r}]", prior_scale[layer]) for layer in layers
+            layer: check_scale(f"prior_scale[{layer!r}]", prior_scale[layer]) for layer in layers
         }
     else:
-        lam = check_positive("prior_scale", prior_scale)
+        lam = check_scale("prior_scale", prior_scale)
         scale = dict.fromkeys(layers, lam)
     return GaussianPrior(mean, scale)
 

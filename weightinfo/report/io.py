@@ -1,6 +1,7 @@
 """JSON output: convert results to JSON-safe values and write them atomically.
 
-:func:`to_jsonable` turns the values results are made of into plain JSON types:
+:func:`to_jsonable` (defined in :mod:`weightinfo._base.jsonable`, re-exported here) turns the values
+results are made of into plain JSON types:
 
 * mappings → objects (keys become strings), lists/tuples → arrays, sets → sorted arrays;
 * torch tensors and numpy arrays → (nested) lists, one-element / 0-d ones and numpy scalars →
@@ -26,79 +27,15 @@ partial write, and no temporary file is left behind, even on error.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import enum
 import json
-import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .._base.atomic import atomic_write
+from .._base.jsonable import NonFinite, to_jsonable
 
 __all__ = ["read_json", "to_jsonable", "write_json_atomic"]
-
-NonFinite = Literal["null", "string"]
-_NONFINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
-def _float(value: float, nonfinite: NonFinite) -> float | str | None:
-    value = float(value)
-    if math.isfinite(value):
-        return value
-    if nonfinite == "string":
-        return _NONFINITE_STRINGS[repr(value)]
-    return None
-
-
-def to_jsonable(value: Any, *, nonfinite: NonFinite = "null", where: str = "value") -> Any:
-    """A copy of ``value`` made only of JSON types (see the module docstring for the rules).
-
-    ``nonfinite`` is ``"null"`` (default) or ``"string"``; ``where`` names the root in errors.
-    """
-    if nonfinite not in ("null", "string"):
-        raise ValueError(f"nonfinite must be 'null' or 'string', got {nonfinite!r}")
-    return _convert(value, nonfinite, where)
-
-
-def _convert(value: Any, nonfinite: NonFinite, where: str) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, enum.Enum):
-        return _convert(value.value, nonfinite, where)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return _float(value, nonfinite)
-    if isinstance(value, Mapping):
-        return {str(k): _convert(v, nonfinite, f"{where}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_convert(v, nonfinite, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, (set, frozenset)):
-        items = [_convert(v, nonfinite, f"{where}[...]") for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return sorted(items, key=repr)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return _convert(fields, nonfinite, where)
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
-        return _convert(value.detach().cpu().tolist(), nonfinite, where)
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy array or scalar
-        return _convert(value.tolist(), nonfinite, where)
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return _convert(to_dict(), nonfinite, where)
-    raise TypeError(f"{where} of type {type(value).__name__} cannot be written as JSON")
 
 
 def write_json_atomic(
