@@ -487,17 +487,9 @@ def load_source(src: ModelSource, *, quiet: bool):
 def training_data(ck, ds, *, loss: str, n_samples: int | None):
     """The first ``n_samples`` training samples of ``ds`` (all by default) after checking that the
     checkpoint's model fits the dataset: ``(X, Y)``."""
-    arch = ck.meta.get("architecture", {})
-    shape = tuple(arch.get("input_shape") or ds.input_shape)
-    if shape != tuple(ds.input_shape):
-        raise ValueError(
-            f"the checkpoint's model takes inputs {shape}, dataset {ds.name!r} has {ds.input_shape}"
-        )
-    if int(arch.get("n_classes", ds.n_classes)) < ds.n_classes and loss == "cross_entropy":
-        raise ValueError(
-            f"the checkpoint's model has {arch['n_classes']} outputs, dataset {ds.name!r} "
-            f"{ds.n_classes} classes"
-        )
+    from ..models.compat import check_fits
+
+    check_fits(ck.meta.get("architecture", {}), ds, loss=loss)
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"--n-samples must be positive, got {n_samples}")
     n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
