@@ -1,4 +1,4 @@
-"""Test-wide settings: one thread (see shared/reference/environment.md), offline data from ../shared/data."""
+"""Test-wide settings: one thread (two OpenMP threads beside another process run 5-100x slower), offline data from ../shared/data."""
 
 import os
 from pathlib import Path

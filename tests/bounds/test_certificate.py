@@ -63,7 +63,7 @@ def test_vacuous_is_flagged_not_clipped():
 
 
 def test_per_example_is_tighter_at_equal_compute():
-    """bounds.md §1.4: n = 2 000, m = 100 per-example draws vs 100 networks."""
+    """Per-example Monte Carlo (Hoeffding 1963, Thm 1): n = 2 000, m = 100 per-example draws vs 100 networks."""
     a = B.certificate(0.02, 0.0, 2000, 100, 0.025, 0.01, per_example=True)
     b = B.certificate(0.02, 0.0, 2000, 100, 0.025, 0.01)
     assert a.mc_upper == pytest.approx(0.020965, abs=1e-6)

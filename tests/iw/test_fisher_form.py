@@ -34,7 +34,7 @@ def _weights(model):
 
 
 def _gauss_kl(mu, S, w0, lam2):
-    """KL(N(mu, S) ‖ N(w0, diag lam2)) by the textbook formula (reference §1.4)."""
+    """KL(N(mu, S) ‖ N(w0, diag lam2)) by the textbook formula (Achille, Paolini & Soatto 2019, Prop. 2.5)."""
     k = mu.numel()
     d = mu - w0
     return 0.5 * float(

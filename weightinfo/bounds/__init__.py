@@ -1,6 +1,6 @@
 """PAC-Bayes risk certificates: pure float64 functions of plain Python floats (no torch), all in **nats**.
 
-Notation (shared/reference/bounds.md §1): n = size of the bound set actually used, L̂ = empirical Gibbs risk of
+Notation (as in Pérez-Ortiz et al. 2021, "Tighter risk certificates for neural networks", §2): n = size of the bound set actually used, L̂ = empirical Gibbs risk of
 Q on it (loss in [0, 1]), KL = KL(Q‖P) in nats, δ = confidence of the PAC-Bayes step, δ′ = confidence of the
 Monte Carlo step, m = MC samples.
 

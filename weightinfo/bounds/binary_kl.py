@@ -4,7 +4,7 @@
 
 the KL divergence between Bernoulli(q) and Bernoulli(p). It is +inf at the right limits p = 0 < q and
 q < 1 = p. The PAC-Bayes-kl bound (Seeger 2002; Maurer 2004) controls kl(L̂‖L), and a risk certificate is its
-**upper inverse** (bounds.md §1.1–1.2)
+**upper inverse** (Seeger 2002; Maurer 2004; Langford & Caruana 2001)
 
     kl⁻¹(q, c) = sup{p ∈ [q, 1] : kl(q‖p) ≤ c}.
 
@@ -68,7 +68,7 @@ def kl_inverse_upper(q: float, c: float) -> float:
     """kl⁻¹(q, c) = sup{p ∈ [q, 1] : kl(q‖p) ≤ c}, by bisection to absolute tolerance 1e−12·min(1, 1 − p).
 
     The upper (safe) end of the final bracket is returned: kl(q‖result) ≥ c unless the result is 1.
-    ``c = inf`` gives 1. Source: Langford & Caruana 2001; PBB ``inv_kl`` (bounds.md §1.2).
+    ``c = inf`` gives 1. Source: Langford & Caruana 2001; the bisection of PBB's ``inv_kl`` (Pérez-Ortiz et al. 2021), here to 1e-12 and returning the upper end.
 
     Parameters
     ----------

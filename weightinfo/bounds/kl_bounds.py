@@ -1,7 +1,7 @@
 """PAC-Bayes-kl bounds: Maurer's refinement (the certificate of PBB/pacbb) and Seeger's original.
 
 With probability ≥ 1 − δ over an i.i.d. bound set of n examples, simultaneously for every posterior Q
-(loss in [0, 1], prior P fixed before seeing the bound set; bounds.md §1.1):
+(loss in [0, 1], prior P fixed before seeing the bound set; Seeger 2002, Thm 1; Maurer 2004, Thm 5):
 
     Maurer (2004, arXiv cs/0411099, Thm 5; n ≥ 8):  kl(L̂ ‖ L) ≤ (KL + ln(2√n/δ)) / n
     Seeger (2002, JMLR 3, Thm 1; Langford 2005):    kl(L̂ ‖ L) ≤ (KL + ln((n+1)/δ)) / n

@@ -2,7 +2,7 @@
 
 Both hold with probability ≥ 1 − δ over n i.i.d. examples, for all Q at once, loss in [0, 1], KL in **nats**.
 
-McAllester 1999 (COLT, "PAC-Bayesian model averaging"), original form with the "+2" (bounds.md §1.1):
+McAllester 1999 (COLT, "PAC-Bayesian model averaging"), original form with the "+2" (McAllester 1999, Thm 1):
 
     L ≤ L̂ + √((KL + ln(1/δ) + ln n + 2) / (2n − 1))
 
@@ -10,7 +10,7 @@ Lotfi et al. 2022 (``compute_mcallester_bound`` in ``pactl/bounds/get_pac_bounds
 √((KL − ln δ + ln n)/(2n − 1)); available as ``variant="lotfi"``, for comparison with their numbers only.
 
 McAllester 2013 ("A PAC-Bayesian tutorial with a dropout bound", arXiv 1307.2118, Thm 2), as used by Achille,
-Paolini & Soatto 2019 ("Where is the information in a deep neural network?", Eq. 3; paper.md §2): for a
+Paolini & Soatto 2019 ("Where is the information in a deep neural network?", Eq. 3): for a
 β_PAC > ½ **fixed before seeing the data** (or paid for by a union bound over a grid: pass δ/K),
 
     L ≤ 1/(1 − 1/(2β_PAC)) · [ L̂ + (β_PAC/n) (KL + ln(1/δ)) ]

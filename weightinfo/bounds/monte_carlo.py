@@ -1,4 +1,4 @@
-"""Upper confidence bounds on the empirical Gibbs risk from Monte Carlo weight samples (bounds.md §1.4).
+"""Upper confidence bounds on the empirical Gibbs risk from Monte Carlo weight samples (Langford & Caruana 2001; per-example draws: Hoeffding 1963, Thm 1).
 
 The empirical Gibbs risk L̂_S(Q) = (1/n) Σᵢ E_{w∼Q} ℓ(w, zᵢ) on the bound set is not computable exactly. With
 probability ≥ 1 − δ′ over the Monte Carlo draws (the bound set held fixed), it is at most û below; the final

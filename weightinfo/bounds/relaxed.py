@@ -1,7 +1,7 @@
 """Closed-form relaxations of Maurer's bound: f_classic, f_quad and Thiemann's f_λ (PBB objectives).
 
 All three share the complexity term B = KL + ln(2√n/δ) of Maurer's kl bound (n ≥ 8, KL in **nats**) and hold
-with probability ≥ 1 − δ for all Q at once (bounds.md §1.1):
+with probability ≥ 1 − δ for all Q at once (Maurer 2004; Pérez-Ortiz et al. 2021, Eqs. 5–7):
 
     f_classic = L̂ + √(B/(2n))                              Pinsker relaxation; PBB ``fclassic`` [code]
     f_quad    = (√(L̂ + r) + √r)²,   r = B/(2n)             PBB ``fquad``; Pérez-Ortiz et al. 2021 (JMLR 22)

@@ -1,7 +1,7 @@
 """Union bounds over a prior-scale grid, and Dziugaite & Roy's (2017) bound with a learned prior variance.
 
-A prior picked with the data is paid for by splitting δ over a grid fixed in advance (bounds.md §2.2, item 7
-of "What weightinfo must do"); every grid point's bound then holds simultaneously with probability ≥ 1 − δ:
+A prior picked with the data is paid for by splitting δ over a grid fixed in advance (Dziugaite & Roy
+2017, §5); every grid point's bound then holds simultaneously with probability ≥ 1 − δ:
 
     uniform, K scales:            δ_k = δ / K
     Dziugaite & Roy, j = 1, 2, …: δ_j = 6δ / (π² j²)          (Σ_j δ_j = δ)
@@ -84,7 +84,7 @@ def dziugaite_roy(emp_risk: float, kl: float, n: int, delta: float, j: int | Non
 
     Examples
     --------
-    The authors'-code rerun of T-600 (bounds.md §2.4; logged 0.15716 with continuous j):
+    The authors'-code rerun of T-600 (Dziugaite & Roy 2017, Table 1; logged 0.15716 with continuous j):
 
     >>> round(dziugaite_roy(1 - 0.9691090909090909, 4653.1094, 55000, 0.05, j=500), 5)
     0.15722
