@@ -35,12 +35,12 @@ def test_curvature_pass_reports_the_mean_loss(kind):
 
 
 def test_information_takes_train_loss_from_the_curvature_pass(monkeypatch):
-    from weightinfo.iw import estimate
+    from weightinfo.iw import points
 
     m, X, Y = _problem()
     calls = []
-    real = estimate._mean_loss
-    monkeypatch.setattr(estimate, "_mean_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = points._mean_loss
+    monkeypatch.setattr(points, "_mean_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
     r = information(m, (X, Y), beta=1e-2, prior_scale=1.0, mc_samples=0)
     assert calls == [] and r.train_loss == pytest.approx(_ld(m, X, Y), rel=1e-12)
     r = information(m, (X, Y), beta=1e-2, prior_scale=1.0, mc_samples=0, structure="kfac")
