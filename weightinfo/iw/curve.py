@@ -24,17 +24,11 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .._base.checks import check_choice, check_model
+from .._base.checks import check_choice
 from ..curvature.result import Curvature, layer_of
 from ..posterior.gaussian import NATS_PER_BIT
-from .estimate import (
-    METHODS,
-    check_variational_call,
-    information,
-    reject_variational_options,
-    require_prior_scale,
-)
-from .points import FisherOptions, PriorChoice, evaluate, fisher_points
+from .estimate import METHODS, check_variational_call, information, reject_variational_options
+from .points import FisherOptions, fisher_information
 from .result import InformationResult
 from .variational import VariationalOptions
 
@@ -289,16 +283,16 @@ def _settings(results: list[InformationResult], extra: dict) -> dict:
 
 def _fisher_curve(model, data, betas, options, precomputed, common):
     """The Fisher-form pipeline (``points``) at every β: one curvature, the closed form per point."""
-    check_model(model)
-    prior = PriorChoice.make(
+    results, points = fisher_information(
         model,
-        require_prior_scale(common["prior_scale"]),
-        common["prior_mean"],
-        common["init_state"],
-    )
-    points = fisher_points(model, data, options, precomputed)
-    results = evaluate(
-        model, data, points, betas, prior, prior_mean=common["prior_mean"], stacklevel=3
+        data,
+        betas,
+        options,
+        prior_scale=common["prior_scale"],
+        prior_mean=common["prior_mean"],
+        init_state=common["init_state"],
+        precomputed=precomputed,
+        stacklevel=3,
     )
     settings = {
         **{k: common[k] for k in ("prior_scale", "prior_mean", "structure", "seed")},

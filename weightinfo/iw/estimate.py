@@ -23,16 +23,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._base.checks import check_choice, check_model, check_positive
-from .points import (
-    CURVATURE_KINDS,
-    CURVATURES,
-    STRUCTURES,
-    FisherOptions,
-    PriorChoice,
-    evaluate,
-    fisher_points,
-)
+from .._base.checks import check_choice, check_positive
+from .points import CURVATURE_KINDS, CURVATURES, STRUCTURES, FisherOptions, fisher_information
 from .result import InformationResult
 from .variational import VariationalOptions, variational_information
 
@@ -153,17 +145,17 @@ def information(
         progress=progress,
     )
     reject_variational_options(variational, variational_kwargs)
-    check_model(model)
-    prior = PriorChoice.make(model, require_prior_scale(prior_scale), prior_mean, init_state)
-    points = fisher_points(model, data, options, precomputed)
-    return evaluate(model, data, points, [beta], prior, prior_mean=prior_mean)[0]
-
-
-def require_prior_scale(prior_scale):
-    """``prior_scale`` unless it is None (the Fisher method has no default λ)."""
-    if prior_scale is None:
-        raise ValueError("prior_scale is required (a number, a dict per layer or 'weights')")
-    return prior_scale
+    results, _ = fisher_information(
+        model,
+        data,
+        [beta],
+        options,
+        prior_scale=prior_scale,
+        prior_mean=prior_mean,
+        init_state=init_state,
+        precomputed=precomputed,
+    )
+    return results[0]
 
 
 def reject_variational_options(variational, kwargs: dict) -> None:

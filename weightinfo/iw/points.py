@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .._base.checks import check_choice, check_int, check_positive, named_trainable
+from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
 from .._base.likelihoods import get_loss
 from .._base.mean_loss import mean_loss as _mean_loss
 from ..curvature import fisher, ggn, hessian
@@ -36,7 +36,14 @@ STRUCTURES = ("diag", "filter", "kfac", "full")
 CURVATURES = ("fisher", "ggn", "hessian")
 CURVATURE_KINDS = ("exact", "mc")
 
-__all__ = ["FisherOptions", "FisherPoints", "PriorChoice", "fisher_points", "evaluate"]
+__all__ = [
+    "FisherOptions",
+    "FisherPoints",
+    "PriorChoice",
+    "fisher_points",
+    "evaluate",
+    "fisher_information",
+]
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,30 @@ class PriorChoice:
         if grid is None:
             return cls([prior])
         return cls([prior.with_scale(dict.fromkeys(prior.scale, lam)) for lam in grid], grid)
+
+
+def fisher_information(
+    model,
+    data,
+    betas,
+    options: FisherOptions,
+    *,
+    prior_scale,
+    prior_mean="zero",
+    init_state=None,
+    precomputed=None,
+    stacklevel=2,
+) -> tuple[list[InformationResult], FisherPoints]:
+    """The whole pipeline: the priors, the shared curvature (or ``precomputed``), then a result per β."""
+    check_model(model)
+    if prior_scale is None:
+        raise ValueError("prior_scale is required (a number, a dict per layer or 'weights')")
+    prior = PriorChoice.make(model, prior_scale, prior_mean, init_state)
+    points = fisher_points(model, data, options, precomputed)
+    results = evaluate(
+        model, data, points, betas, prior, prior_mean=prior_mean, stacklevel=stacklevel + 1
+    )
+    return results, points
 
 
 def evaluate(
