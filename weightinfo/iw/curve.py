@@ -1,10 +1,10 @@
 """The loss-versus-information curve: IW_β and E_{Q*_β}[L_D] over a range of β.
 
-Achille, Paolini & Soatto 2019, Def. 2.1 (reference §1.2): for each β the optimal code Q*_β minimises
+Achille, Paolini & Soatto 2019, Def. 2.1: for each β the optimal code Q*_β minimises
 C_β = E_Q[L_D] + β·KL(Q‖P); the pairs (IW_β = KL(Q*_β‖P), E_{Q*_β}[L_D]) trace the trade-off between how many
 nats the weights store and how much loss the perturbed network pays — a "rate–distortion" curve, shown for
-summed losses in the Information Complexity paper (1904.03292, Fig. 2; reference §5.4). Large β: wide Q, few
-nats, high loss; small β: Q collapses on w*, many nats, loss → L_D(w*).
+summed losses in the Information Complexity paper (Achille, Paolini, Mbeng & Soatto 2019, arXiv:1904.03292,
+Fig. 2). Large β: wide Q, few nats, high loss; small β: Q collapses on w*, many nats, loss → L_D(w*).
 
 Conventions as everywhere in ``weightinfo.iw``: L_D is the **mean** per-sample loss, β is **per
 sample** (β_sum = N·β), information in nats.

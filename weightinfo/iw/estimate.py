@@ -1,6 +1,6 @@
 """``weightinfo.information``: how many nats a trained network stores in its weights, and where.
 
-Achille, Paolini & Soatto 2019, Def. 2.1 (reference §1.2): the information in the weights at level β is
+Achille, Paolini & Soatto 2019, Def. 2.1: the information in the weights at level β is
 IW_β = KL(Q*‖P) at the minimiser Q* of the Information Lagrangian
 
     C_β(D; P, Q) = E_{w∼Q}[L_D(w)] + β·KL(Q‖P),

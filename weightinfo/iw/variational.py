@@ -49,7 +49,7 @@ uninterrupted one exactly). A later call whose configuration hash (β, λ, struc
 names/shapes/values, optimiser settings, …) matches resumes; a mismatch warns and starts afresh.
 
 ``preset="task2vec"`` reproduces the variational Fisher of Task2Vec (Achille et al. ICCV 2019, code
-awslabs/aws-cv-task2vec ``variational.py``; paper.md §5.3): per-filter σ² for Conv2d/Linear weights (weight
+awslabs/aws-cv-task2vec ``variational.py``): per-filter σ² for Conv2d/Linear weights (weight
 ndim ≥ 2) only, σ_f² initialised at 0.05·Var(filter weights) + 1e-8, λ_l² = mean(w²) + 1e-8 learned, means
 frozen, loss = CE_mean + β·**2**·KL with β = 1e-7 (the KL counted twice; the returned ``beta`` is the
 effective 2β, so that ``lagrangian`` = E_Q[L_D] + beta·nats is what was minimised), local reparameterisation in
