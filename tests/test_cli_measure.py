@@ -101,6 +101,28 @@ def test_measure_with_betas_writes_curve(tmp_path):
     assert report["nats"] == pytest.approx(curve["rows"][0]["nats"])  # --beta 1e-6 is on the curve
 
 
+def test_measure_computes_one_curvature_for_the_result_and_the_curve(tmp_path, monkeypatch):
+    from weightinfo.iw import points
+
+    ok(
+        "measure", *SMALL, "--n-samples", "100", "--out", tmp_path / "warm", "-q"
+    )  # trains the model
+    calls = []
+    real = points._curvature
+    monkeypatch.setattr(points, "_curvature", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = tmp_path / "out"
+    args = ["--n-samples", "100", "--mc-samples", "2", "--beta", "1e-5", "--betas", "1e-6,1e-5"]
+    ok("measure", *SMALL, *args, "--out", out, "-q")
+    assert calls == [1]
+    curve = json.loads((out / "curve.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    assert curve["settings"]["curvature_passes"] == 0  # it reused the result's curvature
+    assert (
+        report["nats"] == curve["rows"][1]["nats"]
+        and report["train_loss"] == curve["rows"][1]["train_loss"]
+    )
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

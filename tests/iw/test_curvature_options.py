@@ -35,12 +35,12 @@ def test_curvature_pass_reports_the_mean_loss(kind):
 
 
 def test_information_takes_train_loss_from_the_curvature_pass(monkeypatch):
-    from weightinfo.iw import estimate
+    from weightinfo.iw import points
 
     m, X, Y = _problem()
     calls = []
-    real = estimate._mean_loss
-    monkeypatch.setattr(estimate, "_mean_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = points._mean_loss
+    monkeypatch.setattr(points, "_mean_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
     r = information(m, (X, Y), beta=1e-2, prior_scale=1.0, mc_samples=0)
     assert calls == [] and r.train_loss == pytest.approx(_ld(m, X, Y), rel=1e-12)
     r = information(m, (X, Y), beta=1e-2, prior_scale=1.0, mc_samples=0, structure="kfac")
@@ -106,3 +106,15 @@ def test_bad_curvature_options(kwargs, match):
     m, X, Y = _problem()
     with pytest.raises(ValueError, match=match):
         information(m, (X, Y), beta=1e-2, prior_scale=1.0, mc_samples=0, **kwargs)
+
+
+def test_precomputed_curvature_of_a_subset_is_accepted_with_curvature_samples():
+    m, X, Y = _problem(n=50)
+    kw = dict(beta=1e-2, prior_scale=1.0, mc_samples=0, seed=3)
+    head, _, _ = split_for_curvature((X, Y), 20, seed=3)
+    r = information(m, (X, Y), curvature_samples=20, **kw)
+    pre = information(m, (X, Y), curvature_samples=20, precomputed=fisher(m, head), **kw)
+    assert pre.nats == r.nats and pre.n_samples == 50
+    assert pre.train_loss == pytest.approx(r.train_loss, rel=1e-12)
+    with pytest.raises(ValueError, match="20 samples, the data have 50"):
+        information(m, (X, Y), precomputed=fisher(m, head), **kw)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from weightinfo.iw import estimate
+from weightinfo.iw import points
 from weightinfo.iw.curve import InformationCurve, check_betas, information_curve
 from weightinfo.iw.estimate import information
 from weightinfo.report import to_jsonable
@@ -54,13 +54,13 @@ def test_fisher_curve_equals_information_per_beta_with_one_curvature(
 ):
     model, data = _model(), _data()
     calls = []
-    real = estimate._curvature
+    real = points._curvature
 
     def counting(*args, **kwargs):
         calls.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(estimate, "_curvature", counting)
+    monkeypatch.setattr(points, "_curvature", counting)
     kw = {**KW, "structure": structure, "curvature": curvature}
     c = information_curve(model, data, betas=BETAS, **kw)
     assert len(calls) == 1
@@ -89,7 +89,7 @@ def test_clamped_curvature_warns_once_per_curve():
 def test_precomputed_curvature_is_reused_and_checked(monkeypatch):
     model, data = _model(), _data()
     c = information_curve(model, data, betas=[1e-2], **KW)
-    monkeypatch.setattr(estimate, "_curvature", lambda *a, **k: pytest.fail("curvature recomputed"))
+    monkeypatch.setattr(points, "_curvature", lambda *a, **k: pytest.fail("curvature recomputed"))
     d = information_curve(model, data, betas=[1e-3, 1e-2], precomputed=c.curvature, **KW)
     assert d.results[1].to_dict() == c.results[0].to_dict()
     assert d.settings["curvature_passes"] == 0
@@ -154,3 +154,72 @@ def test_variational_curve_warm_starts_each_beta_from_the_previous_fit():
     assert all(r.method == "variational" for r in c.results)
     assert "init_variance" in c.results[1].extra["init_var"]
     assert c.results[0].nats > c.results[1].nats  # less information at larger beta
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"curvature_kind": "mc"},
+        {"curvature_samples": 10},
+        {"prior_scale": [0.05, 0.5, 5.0]},
+        {"curvature_kind": "mc", "curvature_samples": 10, "prior_scale": [0.05, 0.5, 5.0]},
+        {"convention": "paper", "structure": "filter"},
+    ],
+)
+def test_every_information_option_works_for_a_curve(monkeypatch, options):
+    """One pipeline: each point of the curve is ``information(beta=b)`` exactly, from one curvature."""
+    model, data = _model(), _data()
+    calls = []
+    real = points._curvature
+    monkeypatch.setattr(points, "_curvature", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kw = {**KW, **options}
+    c = information_curve(model, data, betas=BETAS, **kw)
+    assert len(calls) == 1 and c.settings["curvature_passes"] == 1
+    for beta, res in zip(sorted(BETAS), c.results):
+        ref = information(model, data, beta=beta, **kw)
+        assert res.to_dict() == ref.to_dict()  # exact: the same floats, not approximately
+        for k, v in ref.per_parameter.items():
+            assert torch.equal(res.per_parameter[k], v)
+            assert torch.equal(res.posterior_variance[k], ref.posterior_variance[k])
+    if "prior_scale" in options:  # the λ is chosen per β, recorded in each point
+        assert c.settings["prior_scale"] == options["prior_scale"]
+        assert all(r.extra["prior_scale_grid"] == options["prior_scale"] for r in c.results)
+    assert c.settings["curvature_kind"] == kw.get("curvature_kind", "exact")
+
+
+def test_fisher_points_are_shared_by_information_and_the_curve(monkeypatch):
+    from weightinfo.iw.points import FisherOptions, fisher_points
+
+    model, data = _model(), _data()
+    kw = {**KW, "curvature_kind": "mc"}
+    pts = fisher_points(model, data, FisherOptions(curvature_kind="mc", seed=3))
+    monkeypatch.setattr(points, "_curvature", lambda *a, **k: pytest.fail("curvature recomputed"))
+    monkeypatch.setattr(points, "_mean_loss", lambda *a, **k: pytest.fail("L_D recomputed"))
+    one = information(model, data, beta=1e-2, precomputed=pts, **{**kw, "mc_samples": 0})
+    c = information_curve(
+        model, data, betas=[1e-3, 1e-2], precomputed=pts, **{**kw, "mc_samples": 0}
+    )
+    same = {k: v for k, v in one.to_dict().items() if k not in ("expected_loss", "lagrangian")}
+    assert {k: c.results[1].to_dict()[k] for k in same} == same  # E_Q[L_D] not estimated: NaN
+    assert one.train_loss == pts.train_loss and c.settings["curvature_passes"] == 0
+    with pytest.raises(ValueError, match="precomputed curvature does not match"):
+        information(model, data, beta=1e-2, precomputed=pts, **KW)  # exact, not the MC Fisher
+    with pytest.raises(ValueError, match="precomputed"):
+        information(model, data, beta=1e-2, precomputed=pts, method="variational", **KW)
+
+
+def test_variational_curve_takes_an_options_object():
+    from weightinfo.iw import VariationalOptions
+
+    kw = {**KW, "mc_samples": 0}
+    a = information_curve(
+        _model(), _data(), betas=[1e-3, 1e-2], method="variational", max_epochs=2, **kw
+    )
+    b = information_curve(
+        _model(), _data(), betas=[1e-3, 1e-2], method="variational",
+        variational=VariationalOptions(max_epochs=2), **kw,
+    )  # fmt: skip
+    for r, q in zip(a.results, b.results):
+        assert r.nats == q.nats and r.extra["history"] == q.extra["history"]
+    with pytest.raises(TypeError, match="variational"):
+        information_curve(_model(), _data(), betas=[1e-3], variational=VariationalOptions(), **KW)

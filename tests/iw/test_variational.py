@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from weightinfo.iw import variational as V
 from weightinfo.iw._resume import epoch_seed
+from weightinfo.iw.estimate import information
 from weightinfo.iw.variational import variational_information
 from weightinfo.posterior.gaussian import DiagGaussian, kl_diag
 from weightinfo.posterior.prior import make_prior
@@ -304,3 +305,47 @@ def test_bad_input(kwargs, match):
     args = {"beta": 1e-3, "prior_scale": 1.0, **kwargs}
     with pytest.raises(ValueError, match=match):
         variational_information(m, data, **args)
+
+
+def test_options_object_equals_keywords_and_unknown_keywords_raise():
+    from weightinfo.iw import VariationalOptions
+
+    m, data = _classifier()
+    common = {k: v for k, v in RUN.items() if k not in ("learn_prior_scale", "tol")}
+    opts = VariationalOptions(max_epochs=2, learn_prior_scale=True, tol=0.0)
+    a = variational_information(m, data, max_epochs=2, **RUN)
+    _same(a, variational_information(m, data, options=opts, **common))
+    _same(a, information(m, data, method="variational", variational=opts, **common))
+    with pytest.raises(TypeError, match="max_epoch"):
+        information(m, data, method="variational", max_epoch=2, **RUN)
+    with pytest.raises(TypeError, match="not both"):
+        variational_information(m, data, options=opts, lr=0.1, **common)
+    with pytest.raises(TypeError, match="variational"):
+        information(m, data, variational=opts, **common)  # method="fisher"
+
+
+def test_options_are_validated_once_and_frozen():
+    import dataclasses
+
+    from weightinfo.iw import VariationalOptions
+
+    o = VariationalOptions(preset="task2vec", lr=0.5, local_reparam=False)
+    assert (o.lr, o.max_epochs, o.init_var, o.local_reparam) == (0.5, 2, "weights", "none")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.lr = 1.0
+    for bad, match in [({"lr": -1.0}, "lr"), ({"init_samples": 0}, "init_samples"),
+                       ({"local_reparam": "some"}, "local_reparam"), ({"init_var": "zero"}, "init_var")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            VariationalOptions(**bad)
+
+
+@pytest.mark.parametrize("content", [b"not a torch file", None])
+def test_unreadable_state_file_names_the_file(tmp_path, content):
+    m, data = _classifier()
+    path = tmp_path / "state.pt"
+    if content is None:
+        torch.save({"epoch": 1}, path)  # a torch file, not a state
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match="state.pt"):
+        variational_information(m, data, max_epochs=1, state_path=path, **RUN)

@@ -446,10 +446,14 @@ def _posteriors(model, kind, data, w0, points, **kw):
             yield lam, b, mean, var
         return
     from ..iw import information_curve
+    from ..iw.points import FisherOptions, fisher_points
 
     mean = pf.param_means(model)
     prior_mean = {k: v.double() for k, v in w0.items()}
-    curv = None
+    # One curvature and L_D(w*) for every (λ, β), computed with the options of the calls below.
+    shared = fisher_points(
+        model, data, FisherOptions(mc_samples=0, seed=kw["seed"], progress=False)
+    )
     for lam in dict.fromkeys(lam for lam, _ in points):
         betas = [b for lam2, b in points if lam2 == lam]
         res = information_curve(
@@ -462,9 +466,8 @@ def _posteriors(model, kind, data, w0, points, **kw):
             mc_samples=0,  # E_Q[L_D] is not needed: the certificate estimates the risk itself
             progress=False,
             seed=kw["seed"],
-            precomputed=curv,
+            precomputed=shared,
         )
-        curv = res.curvature
         for b in betas:
             post = min(res.results, key=lambda r, b=b: abs(r.beta - b)).posterior_variance
             var = {k: post[k].to(v.dtype).clamp_min(1e-30) for k, v in mean.items()}

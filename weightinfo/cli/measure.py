@@ -176,8 +176,8 @@ def compute_measure(
     ``state_path`` (``--resume``, variational method only) is where the variational fit saves its state
     after every epoch and on Ctrl-C, and resumes from when the file holds a run of the same configuration.
     """
-    from ..iw import information
-    from ..iw.curve import information_curve
+    from ..iw import information, information_curve
+    from ..iw.points import FisherOptions, fisher_points
 
     x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
     init = ck.init_state_dict
@@ -208,17 +208,16 @@ def compute_measure(
         quiet,
     )
     t0 = time.perf_counter()
-    curv = None
+    points = None  # the Fisher method: one curvature and L_D(w*) for the result and the whole curve
     if method == "fisher":
-        main = information_curve(model, (x, y), betas=[beta], **kw)
-        result, curv = main.results[0], main.curvature
-    else:
-        result = information(model, (x, y), beta=beta, **kw)
+        shared = ("structure", "curvature", "loss", "mc_samples", "seed", "batch_size", "progress")
+        points = fisher_points(model, (x, y), FisherOptions(**{k: kw[k] for k in shared}))
+    result = information(model, (x, y), beta=beta, precomputed=points, **kw)
     curve = None
     if betas:
         info(f"loss-vs-information curve at {len(betas)} values of β", quiet)
-        extra = {"precomputed": curv} if curv is not None else {}
-        curve = information_curve(model, (x, y), betas=betas, **kw, **extra)
+        curve = information_curve(model, (x, y), betas=betas, precomputed=points, **kw)
+    curv = points.curvature if points is not None else None
     options = {
         "beta": beta,
         "betas": betas,

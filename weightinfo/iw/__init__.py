@@ -9,7 +9,9 @@ per-sample loss, β is per sample, units are nats.
 from .curve import InformationCurve, information_curve
 from .estimate import information
 from .objective import LagrangianResult, lagrangian
+from .points import FisherOptions
 from .result import InformationResult, InformationTable
+from .variational_options import VariationalOptions
 
 __all__ = [
     "information",
@@ -19,4 +21,6 @@ __all__ = [
     "InformationTable",
     "InformationCurve",
     "LagrangianResult",
+    "FisherOptions",
+    "VariationalOptions",
 ]

@@ -18,6 +18,7 @@ from the same pass.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -134,9 +135,29 @@ def _per_filter(t: torch.Tensor, lv_shape) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).mean(1).reshape(lv_shape)
 
 
-def init_logvar(fam, model, data, s, init_variance) -> str:
-    """Set the initial log σ² (see the module docstring); returns a description for ``extra``."""
-    iv, lam2, beta_eff = s["init_var"], fam.lam2(), s["beta"] * s["kl_factor"]
+@dataclass(frozen=True)
+class Start:
+    """How a run started: the description of its initial σ² and L_D(w*) over N samples from the Fisher pass
+    (None where no such pass ran). Saved with the resume state (``init_note``, ``init_train_loss``)."""
+
+    note: str
+    train_loss: float | None = None
+    n_samples: int | None = None
+
+    @classmethod
+    def from_state(cls, state: dict) -> Start:
+        loss_n = state["init_train_loss"] or (None, None)
+        return cls(state["init_note"], loss_n[0], loss_n[1])
+
+    def state_dict(self) -> dict:
+        loss_n = None if self.train_loss is None else [self.train_loss, self.n_samples]
+        return {"init_note": self.note, "init_train_loss": loss_n}
+
+
+def init_logvar(fam, model, data, s, init_variance) -> Start:
+    """Set the initial log σ² (see the module docstring); ``s`` are the run's ``VariationalSettings``."""
+    iv, lam2, beta_eff = s.init_var, fam.lam2(), s.beta_effective
+    start_loss, start_n = None, None  # L_D(w*), N of the Fisher pass
     warm = {
         n: v.detach().to(fam.logvar[n]).expand(fam.shape[n])
         for n, v in (init_variance or {}).items()
@@ -146,17 +167,17 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
         # A rough curvature is enough for a start: the Fisher of ``init_samples`` samples; L_D(w*) of
         # the rest comes from a forward pass.
         head, rest = data, None
-        if s["init_samples"] is not None:
-            head, rest, _ = split_for_curvature(data, s["init_samples"], s["seed"])
+        if s.init_samples is not None:
+            head, rest, _ = split_for_curvature(data, s.init_samples, s.seed)
         curv = fisher(
-            model, head, kind="mc", mc_samples=1, seed=s["seed"], loss=s["loss"],
-            batch_size=s["batch_size"], progress=False,
+            model, head, kind="mc", mc_samples=1, seed=s.seed, loss=s.loss,
+            batch_size=s.batch_size, progress=False,
         )  # fmt: skip
         F, loss, n = curv.diag, curv.mean_loss, curv.n_samples
         if rest is not None:
-            rest_loss, n_rest = _mean_loss(model, None, rest, get_loss(s["loss"]), s["batch_size"])
+            rest_loss, n_rest = _mean_loss(model, None, rest, get_loss(s.loss), s.batch_size)
             loss, n = (loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
-        s["init_train_loss"] = [loss, n]
+        start_loss, start_n = loss, n
     ref = dict(model.named_parameters())
     for n, lv in fam.logvar.items():
         if n in warm:
@@ -176,7 +197,8 @@ def init_logvar(fam, model, data, s, init_variance) -> str:
         "weights": "weights: 0.05*Var(filter weights) + 1e-8 (Task2Vec)",
     }
     note = notes.get(iv, f"constant: {iv!r}") if isinstance(iv, str) else f"constant: {iv!r}"
-    return f"init_variance for {sorted(warm)}; else {note}" if warm else note
+    note = f"init_variance for {sorted(warm)}; else {note}" if warm else note
+    return Start(note, start_loss, start_n)
 
 
 def _weight_var(w: torch.Tensor) -> torch.Tensor:

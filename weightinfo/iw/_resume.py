@@ -47,12 +47,15 @@ def _digest(tensors) -> str:
 
 
 def state_fingerprint(params, prior, names, s, lam2, init_variance) -> str:
-    """Hash of everything that determines the trajectory (not max_epochs, tol, mc_samples, progress)."""
+    """Hash of everything that determines the trajectory (not max_epochs, tol, mc_samples, progress).
+
+    ``s``: the run's ``VariationalSettings``. The hashed form is that of the former settings dict
+    (``repr`` of each value), so state files written before the typed settings still resume."""
     keys = ("beta", "kl_factor", "learn_prior_scale", "structure", "seed", "loss", "lr", "lr_decay")
     keys += ("batch_size", "init_var", "init_samples", "local_reparam", "input_floor")
-    cfg = {k: repr(s[k]) for k in keys}
+    cfg = {k: repr(getattr(s, k)) for k in keys}
     cfg.update(
-        preset=s["preset"],
+        preset=s.preset,
         lambda2={k: repr(v) for k, v in lam2.items()},
         params=[[k, list(p.shape), str(p.dtype)] for k, p in params.items()],
         weights=_digest(params.values()),
@@ -65,18 +68,40 @@ def state_fingerprint(params, prior, names, s, lam2, init_variance) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
 
 
-def snapshot(s, epoch, fam, opt, history, monitor) -> dict:
+_KEYS = ("config", "epoch", "init_note", "init_train_loss", "monitor", "logvar", "loglam")
+_KEYS += ("optimizer", "history")
+
+
+def snapshot(run, epoch, history) -> dict:
+    """The resume state of a run (``variational._Run``: config hash, start, family, Adam, monitor)."""
     return {
-        "config": s["config"],
+        "config": run.config,
         "epoch": int(epoch),
-        "init_note": s["init_note"],
-        "init_train_loss": s.get("init_train_loss"),
-        "monitor": monitor.state_dict(),
-        "logvar": {n: v.detach().clone() for n, v in fam.logvar.items()},
-        "loglam": {k: v.detach().clone() for k, v in fam.loglam.items()},
-        "optimizer": copy.deepcopy(opt.state_dict()),
+        **run.start.state_dict(),
+        "monitor": run.mon.state_dict(),
+        "logvar": {n: v.detach().clone() for n, v in run.fam.logvar.items()},
+        "loglam": {k: v.detach().clone() for k, v in run.fam.loglam.items()},
+        "optimizer": copy.deepcopy(run.opt.state_dict()),
         "history": copy.deepcopy(history),
     }
+
+
+def load_state(path: Path) -> dict:
+    """The state saved at ``path``; ``ValueError`` naming the file when it cannot be read or is not one."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        raise ValueError(
+            f"cannot read the variational state file {str(path)!r} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start afresh"
+        ) from None
+    missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} is not a variational state file (missing {', '.join(missing)}); "
+            "delete it to start afresh"
+        )
+    return state
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -49,7 +49,7 @@ uninterrupted one exactly). A later call whose configuration hash (β, λ, struc
 names/shapes/values, optimiser settings, …) matches resumes; a mismatch warns and starts afresh.
 
 ``preset="task2vec"`` reproduces the variational Fisher of Task2Vec (Achille et al. ICCV 2019, code
-awslabs/aws-cv-task2vec ``variational.py``; paper.md §5.3): per-filter σ² for Conv2d/Linear weights (weight
+awslabs/aws-cv-task2vec ``variational.py``): per-filter σ² for Conv2d/Linear weights (weight
 ndim ≥ 2) only, σ_f² initialised at 0.05·Var(filter weights) + 1e-8, λ_l² = mean(w²) + 1e-8 learned, means
 frozen, loss = CE_mean + β·**2**·KL with β = 1e-7 (the KL counted twice; the returned ``beta`` is the
 effective 2β, so that ``lagrangian`` = E_Q[L_D] + beta·nats is what was minimised), local reparameterisation in
@@ -75,34 +75,27 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._base.batches import count_batches, iter_batches
-from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
-from .._base.likelihoods import LOSSES, get_loss
+from .._base.checks import check_model, named_trainable
+from .._base.likelihoods import get_loss
 from ..curvature.result import layer_of
 from ..posterior.gaussian import DiagGaussian, kl_diag_per_parameter
 from ..posterior.prior import GaussianPrior, make_prior
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward, mc_expected_loss
-from ._family import Family
+from ._family import Family, Start
 from ._family import init_logvar as _init_logvar
 from ._monitor import Monitor
-from ._resume import epoch_batches, epoch_seed, save_state, state_fingerprint
+from ._resume import epoch_batches, epoch_seed, load_state, save_state, state_fingerprint
 from ._resume import snapshot as take_snapshot
 from .result import InformationResult
+from .variational_options import PRESETS, STRUCTURES, VariationalOptions, VariationalSettings
 
-STRUCTURES = ("diag", "filter")
+__all__ = ["variational_information", "VariationalOptions", "PRESETS", "STRUCTURES"]
+
 _PATIENCE = 2
 # The learning-rate decay counts epochs of at least this many steps: on a dataset of a few batches a
 # per-epoch decay would shrink the rate within a few steps and fake convergence.
 _MIN_EPOCH_STEPS = 32
 _MIN_CHECK_STEPS = 4  # consecutive check intervals that must pass the convergence rule
-PRESETS = ("task2vec",)
-_DEFAULTS = dict(
-    max_epochs=50, lr=0.1, lr_decay=0.3, tol=3e-3, init_var="fisher", learn_prior_scale=False,
-    local_reparam="exact", input_floor=0.0,
-)  # fmt: skip
-_TASK2VEC = dict(
-    beta=1e-7, max_epochs=2, lr=1e-2, lr_decay=1.0, tol=0.0, init_var="weights", learn_prior_scale=True,
-    local_reparam="all", input_floor=1e-2,
-)  # fmt: skip
 
 
 def variational_information(
@@ -119,22 +112,13 @@ def variational_information(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool | None = None,
-    preset: str | None = None,
-    learn_prior_scale: bool | None = None,
-    init_var: str | float | None = None,
     init_variance=None,
-    lr: float | None = None,
-    lr_decay: float | None = None,
-    max_epochs: int | None = None,
-    tol: float | None = None,
-    checks_per_epoch: int = 8,
-    init_samples: int | None = 4096,
-    local_reparam: str | bool | None = None,
-    input_floor: float | None = None,
     state_path: str | os.PathLike | None = None,
     curvature=None,
     convention: str | None = None,
     approximation: str | None = None,
+    options: VariationalOptions | None = None,
+    **option_kwargs,
 ) -> InformationResult:
     """IW = KL(Q*‖P) with Q* = N(w*, diag σ*²) minimising C_β = E_Q[L_D] + β·KL by stochastic optimisation.
 
@@ -149,16 +133,19 @@ def variational_information(
     mc_samples : None (default): E_Q[L_D] from the running estimate (see the module docstring); k > 0: k weight
         draws, each on all the data; 0: not estimated (NaN).
     seed : seeds the initial Fisher, the data order, the noise and the final draws.
-    learn_prior_scale : also learn log λ_l² (default False). init_var : ``"fisher"`` | ``"weights"`` | float;
-    init_samples : samples of the Fisher start (4096; None: all).
     init_variance : optional warm start ``{name: σ²}`` shaped like the parameters (e.g. the
         ``posterior_variance`` of a fit at a nearby β; averaged per filter); entries missing or not > 0
         fall back to ``init_var``.
-    lr, lr_decay : Adam learning rate (0.1) and its factor per epoch (0.3, applied continuously).
-    max_epochs (50), tol (3e-3; 0 never stops early), checks_per_epoch (8): the stopping rule.
-    local_reparam : ``"exact"`` (default) | ``"all"`` | ``"none"``; input_floor : added to a² (0).
     state_path : file for interrupt/resume. progress : tqdm bar (None: only on a terminal; False: never).
     curvature : ignored (no curvature is used). convention : ``None``/``"corrected"`` only.
+    options : a ``VariationalOptions``, or its fields as keywords (``option_kwargs``; not both):
+        preset : None or ``"task2vec"`` (module docstring);
+        learn_prior_scale : also learn log λ_l² (default False). init_var : ``"fisher"`` | ``"weights"`` |
+        float; init_samples : samples of the Fisher start (4096; None: all);
+        lr, lr_decay : Adam learning rate (0.1) and its factor per epoch (0.3, applied continuously);
+        max_epochs (50), tol (3e-3; 0 never stops early), checks_per_epoch (8): the stopping rule;
+        local_reparam : ``"exact"`` (default) | ``"all"`` | ``"none"``; input_floor : added to a² (0).
+        Unknown keywords raise ``TypeError``.
 
     Returns an ``InformationResult(method="variational")``: ``nats`` = KL(Q*‖P) in closed form,
     ``per_parameter`` from ``kl_diag_per_parameter`` (sums to ``nats``), ``posterior_variance`` = σ*²,
@@ -167,68 +154,96 @@ def variational_information(
     expected_loss, kl_nats — means over its steps; ``steps`` if cut short) and ``extra["checks"]`` (the
     stopping rule's trace: step, samples, kl_nats, objective ± stderr).
     """
-    s = _settings(locals())
+    s = VariationalSettings.resolve(
+        VariationalOptions.build(options, option_kwargs),
+        beta=beta,
+        structure=structure,
+        loss=loss,
+        seed=seed,
+        batch_size=batch_size,
+        mc_samples=mc_samples,
+        prior_mean=prior_mean,
+        convention=convention,
+        approximation=approximation,
+    )
     check_model(model)
     params = {k: p.detach() for k, p in named_trainable(model).items()}
-    names = _variational_names(model, params, preset)
+    names = _variational_names(model, params, s.preset)
     prior, lam2_init = _prior(model, params, names, s, prior_scale, prior_mean, init_state)
-    fam = Family(params, prior.mean, names, s["structure"], lam2_init, s["learn_prior_scale"])
-    groups = [{"params": list(fam.logvar.values())}]
-    if s["learn_prior_scale"]:
-        groups.append({"params": list(fam.loglam.values())})
-    opt = _adam(groups, s["lr"])
-    s["n_batches"] = count_batches(data, s["batch_size"])
-    every = None
-    if s["n_batches"] is not None:  # at least _MIN_CHECK_STEPS: a check averages some minibatches
-        every = max(_MIN_CHECK_STEPS, -(-s["n_batches"] // s["checks_per_epoch"]))
-    mon = Monitor(s["tol"], every, patience=_PATIENCE)
-    s["config"] = state_fingerprint(params, prior, names, s, lam2_init, init_variance)
+    fam = Family(params, prior.mean, names, s.structure, lam2_init, s.learn_prior_scale)
+    config = state_fingerprint(params, prior, names, s, lam2_init, init_variance)
+    run = _Run(s, fam, params, data, config)
     path = Path(state_path) if state_path is not None else None
-    start, history = 0, []
-    state = torch.load(path, weights_only=True) if path is not None and path.exists() else None
-    if state is not None and state.get("config") == s["config"]:
-        fam.load(state)
-        opt.load_state_dict(state["optimizer"])
-        mon.load_state_dict(state["monitor"])
-        start, history = int(state["epoch"]), list(state["history"])
-        s["init_note"], s["init_train_loss"] = state["init_note"], state["init_train_loss"]
-    else:
-        if state is not None:
-            warnings.warn(
-                f"{path}: saved state has another configuration; starting afresh", stacklevel=2
-            )
-        s["init_note"] = _init_logvar(fam, model, data, s, init_variance)
-    s["resumed_from_epoch"] = start if start else None
+    start, history = _start(run, model, data, path, init_variance)
     dev = next(iter(params.values())).device
-    x0 = next(iter(iter_batches(data, device=dev, batch_size=s["batch_size"])))[0]
-    mode = s["local_reparam"]
-    mods = () if mode == "none" else find_local_reparam_modules(model, x0, mode=mode, names=names)
-    _optimise(model, data, params, fam, opt, s, start, history, mon, mods, path, progress)
-    return _result(model, data, params, prior, fam, names, s, history, mon, mods)
+    x0 = next(iter(iter_batches(data, device=dev, batch_size=s.batch_size)))[0]
+    mods = ()
+    if s.local_reparam != "none":
+        mods = find_local_reparam_modules(model, x0, mode=s.local_reparam, names=names)
+    _optimise(model, data, run, history, mods, path, progress)
+    return _result(model, data, prior, run, names, history, mods, resumed_from=start or None)
 
 
-def _optimise(model, data, params, fam, opt, s, epoch, history, mon, mods, path, progress) -> None:
+class _Run:
+    """What changes during a run — the family, its Adam state, the monitor, the epoch, how it started — next
+    to the frozen settings ``s`` and the configuration hash ``config`` that ties a resume state to them."""
+
+    def __init__(self, s: VariationalSettings, fam: Family, params, data, config: str):
+        self.s, self.fam, self.params, self.config = s, fam, params, config
+        groups = [{"params": list(fam.logvar.values())}]
+        if s.learn_prior_scale:
+            groups.append({"params": list(fam.loglam.values())})
+        self.opt = _adam(groups, s.lr)
+        self.n_batches = count_batches(data, s.batch_size)
+        every = None  # checks every fraction of an epoch, at least _MIN_CHECK_STEPS steps apart
+        if self.n_batches is not None:
+            every = max(_MIN_CHECK_STEPS, -(-self.n_batches // s.checks_per_epoch))
+        self.mon = Monitor(s.tol, every, patience=_PATIENCE)
+        self.epoch = 0
+        self.start: Start | None = None
+
+
+def _start(run: _Run, model, data, path, init_variance) -> tuple[int, list]:
+    """Resume from ``path`` when its configuration matches, else the initial log σ²: (epoch, history)."""
+    state = load_state(path) if path is not None and path.exists() else None
+    if state is not None and state.get("config") == run.config:
+        run.fam.load(state)
+        run.opt.load_state_dict(state["optimizer"])
+        run.mon.load_state_dict(state["monitor"])
+        run.start = Start.from_state(state)
+        run.epoch = int(state["epoch"])
+        return run.epoch, list(state["history"])
+    if state is not None:
+        warnings.warn(
+            f"{path}: saved state has another configuration; starting afresh", stacklevel=3
+        )
+    run.start = _init_logvar(run.fam, model, data, run.s, init_variance)
+    return 0, []
+
+
+def _optimise(model, data, run: _Run, history, mods, path, progress) -> None:
     """Epochs of Adam until convergence or ``max_epochs``; saves the state after each (and on Ctrl-C)."""
-    dev = next(iter(params.values())).device
-    lossfn = get_loss(s["loss"])
-    beta_eff = s["beta"] * s["kl_factor"]
-    snapshot = take_snapshot(s, epoch, fam, opt, history, mon) if path is not None else None
+    s, fam, opt, mon = run.s, run.fam, run.opt, run.mon
+    dev = next(iter(run.params.values())).device
+    lossfn = get_loss(s.loss)
+    epoch = run.epoch
+    snapshot = take_snapshot(run, epoch, history) if path is not None else None
     bar = tqdm(
-        total=s["max_epochs"],
-        initial=min(epoch, s["max_epochs"]),
+        total=s.max_epochs,
+        initial=min(epoch, s.max_epochs),
         desc="variational",
         unit="epoch",
         disable=True if progress is False else None,
         leave=False,
     )
     try:
-        while epoch < s["max_epochs"] and not mon.converged():
-            gen = torch.Generator(device=dev).manual_seed(epoch_seed(s["seed"], epoch, "noise"))
-            batches = epoch_batches(data, s["seed"], epoch, s["batch_size"], dev)
-            sched = _Schedule(opt, s["lr"], s["lr_decay"], epoch, s["n_batches"] or mon.epoch_steps)
+        while epoch < s.max_epochs and not mon.converged():
+            gen = torch.Generator(device=dev).manual_seed(epoch_seed(s.seed, epoch, "noise"))
+            batches = epoch_batches(data, s.seed, epoch, s.batch_size, dev)
+            sched = _Schedule(opt, s.lr, s.lr_decay, epoch, run.n_batches or mon.epoch_steps)
             obj, el, kl, steps, done = _run_epoch(
-                fam, opt, model, batches, params, lossfn, beta_eff, gen, mods, s["input_floor"], mon,
-                sched,
+                fam, opt, model, batches, run.params, lossfn, s.beta_effective, gen, mods,
+                s.input_floor, mon, sched,
             )  # fmt: skip
             epoch += 1
             row = {"epoch": epoch, "objective": obj, "expected_loss": el, "kl_nats": kl}
@@ -240,7 +255,7 @@ def _optimise(model, data, params, fam, opt, s, epoch, history, mon, mods, path,
             mon.end_epoch(kl_end, kl_end - fam.mean_term())
             # Only complete epochs are saved: a rerun redoes a partial one and stops at the same step.
             if path is not None:
-                snapshot = take_snapshot(s, epoch, fam, opt, history, mon)
+                snapshot = take_snapshot(run, epoch, history)
                 save_state(path, snapshot)
             bar.update(1)
             bar.set_postfix(C_beta=f"{obj:.6g}", KL=f"{kl:.6g}")
@@ -309,56 +324,6 @@ def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floo
     return (*(v / n for v in sums), steps, True)
 
 
-def _settings(args: dict) -> dict:
-    """Validated settings: the preset's defaults, overridden by every argument given explicitly."""
-    preset, conv, structure = args["preset"], args["convention"], args["structure"]
-    if preset is not None:
-        check_choice("preset", preset, PRESETS)
-    if conv not in (None, "corrected"):
-        raise ValueError(
-            f"convention={conv!r} is not available for method='variational': it minimises C_β directly, "
-            "so only the corrected convention (None or 'corrected') applies"
-        )
-    if args["approximation"] is not None:
-        raise ValueError("approximation applies to the Fisher method; use approximation=None")
-    if structure in ("kfac", "full"):
-        raise ValueError(
-            f"structure={structure!r} is not supported by method='variational'; use 'diag' or 'filter'"
-        )
-    check_choice("structure", structure, STRUCTURES)
-    check_choice("loss", args["loss"], LOSSES)
-    s = dict(_DEFAULTS, **(_TASK2VEC if preset else {}))
-    s.update({k: args[k] for k in _DEFAULTS if args[k] is not None})
-    beta = args["beta"] if args["beta"] is not None else s.get("beta")
-    if beta is None:
-        raise ValueError("beta is required (a finite number > 0, per sample)")
-    s["beta"] = check_positive("beta", beta)
-    s["kl_factor"] = 2.0 if preset else 1.0
-    s["structure"] = "filter" if preset else structure
-    s["preset"] = preset
-    pm = args["prior_mean"]
-    s["prior_mean_label"] = pm if isinstance(pm, str) else "custom"
-    lrm = {True: "exact", False: "none"}.get(s["local_reparam"], s["local_reparam"])
-    s["local_reparam"] = check_choice("local_reparam", lrm, ("exact", "all", "none"))
-    s["mc_samples"] = args["mc_samples"]
-    for k, lo in (
-        ("max_epochs", 1), ("batch_size", 1), ("mc_samples", 0), ("seed", None),
-        ("checks_per_epoch", 1), ("init_samples", 1),
-    ):  # fmt: skip
-        v = s[k] if k in s else args[k]
-        s[k] = None if v is None and k in ("mc_samples", "init_samples") else check_int(k, v, lo)
-    s["lr"] = check_positive("lr", s["lr"])
-    s["lr_decay"] = check_positive("lr_decay", s["lr_decay"])
-    s["tol"] = check_positive("tol", s["tol"], allow_zero=True)
-    s["input_floor"] = check_positive("input_floor", s["input_floor"], allow_zero=True)
-    s["loss"] = args["loss"]
-    if isinstance(s["init_var"], str):
-        check_choice("init_var", s["init_var"], ("fisher", "weights"))
-    else:
-        s["init_var"] = check_positive("init_var", s["init_var"])
-    return s
-
-
 def _variational_names(model, params, preset) -> list[str]:
     """Parameters that get a variance: all trainable ones, or (Task2Vec) the Conv2d/Linear weights."""
     if preset is None:
@@ -377,7 +342,7 @@ def _variational_names(model, params, preset) -> list[str]:
 def _prior(model, params, names, s, prior_scale, prior_mean, init_state):
     """The prior P (means for every parameter) and the initial λ_l² of the layers that carry noise."""
     layers = list(dict.fromkeys(layer_of(n) for n in names))
-    if s["preset"]:  # Task2Vec: λ_l² = mean over the layer's weights of (w − w0)², + 1e-8
+    if s.preset:  # Task2Vec: λ_l² = mean over the layer's weights of (w − w0)², + 1e-8
         w0 = make_prior(model, prior_scale=1.0, prior_mean=prior_mean, init_state=init_state).mean
         lam2 = {}
         for layer in layers:
@@ -394,7 +359,8 @@ def _prior(model, params, names, s, prior_scale, prior_mean, init_state):
     return prior, {layer: prior.scale[layer] ** 2 for layer in layers}
 
 
-def _result(model, data, params, prior, fam, names, s, history, mon, mods) -> InformationResult:
+def _result(model, data, prior, run: _Run, names, history, mods, resumed_from) -> InformationResult:
+    s, fam, params, mon = run.s, run.fam, run.params, run.mon
     var = {n: v.detach().double() for n, v in fam.var().items()}  # float64 like every result field
     scale = {k: math.sqrt(v) for k, v in fam.lam2().items()}
     q = DiagGaussian({n: params[n].double() for n in names}, var)
@@ -402,50 +368,35 @@ def _result(model, data, params, prior, fam, names, s, history, mon, mods) -> In
     zero = {
         k: torch.zeros(p.shape, dtype=torch.float64, device=p.device) for k, p in params.items()
     }
-    common = dict(loss=s["loss"], batch_size=s["batch_size"])
-    train_loss, n = s.get("init_train_loss") or (None, None)
-    if train_loss is None:  # no Fisher pass over all the data to take L_D(w*) from
-        train_loss, _, n = mc_expected_loss(model, data, params, {}, mc_samples=1, seed=0, **common)
-    draws = s["mc_samples"]
-    if draws is None:  # the running estimate where it is unbiased (see the module docstring)
-        draws = 0 if s["local_reparam"] in ("exact", "none") else 8
-        e, se, n_run = mon.running() if draws == 0 else (math.nan, math.nan, 0)
-        source = f"running mean of the minibatch losses over the last {n_run} samples"
-    else:
-        e, se, source = math.nan, math.nan, "not estimated (mc_samples=0)"
-    if draws > 0:
-        v32 = {k: v.to(params[k].dtype) for k, v in var.items()}
-        e, se, _ = mc_expected_loss(
-            model, data, params, v32, mc_samples=draws, seed=s["seed"], **common
-        )
-        source = f"{draws} weight draws w ~ Q*, each on all {n} samples"
+    e, se, draws, source, train_loss, n = _expected_loss(model, data, run, var)
     converged = mon.converged()
     objective = "E_Q[L_D] + beta * KL(Q||P)"
-    if s["preset"]:
+    if s.preset:
         objective += "; task2vec: CE_mean + beta_argument * 2 * KL, so beta = 2 * beta_argument"
-    keys = ("resumed_from_epoch", "preset", "kl_factor", "local_reparam", "input_floor", "lr")
-    extra = {k: s[k] for k in keys + ("lr_decay", "learn_prior_scale")}
+    extra = {"resumed_from_epoch": resumed_from}
+    keys = ("preset", "kl_factor", "local_reparam", "input_floor", "lr", "lr_decay")
+    extra.update({k: getattr(s, k) for k in keys + ("learn_prior_scale",)})
     extra.update(
         history=history,
         epochs=len(history),
         converged=converged,
         stop_reason="tol" if converged else "max_epochs",
         objective=objective,
-        beta_argument=s["beta"],
+        beta_argument=s.beta,
         variational_parameters=list(names),
         excluded_parameters=[k for k in params if k not in var],
         local_reparam_modules=list(mods),
-        init_var=s["init_note"],
+        init_var=run.start.note,
         expected_loss_source=source,
         checks=mon.trace,
         check_every=mon.check_every,
         steps=mon.steps,
-        tol=s["tol"],
+        tol=s.tol,
         prior_scale_init={k: math.sqrt(v) for k, v in fam.lam2_init.items()},
     )
     return InformationResult(
         nats=float(sum(v.sum() for v in per.values())),
-        beta=s["beta"] * s["kl_factor"],
+        beta=s.beta_effective,
         expected_loss=e,
         expected_loss_stderr=se,
         train_loss=train_loss,
@@ -453,14 +404,37 @@ def _result(model, data, params, prior, fam, names, s, history, mon, mods) -> In
         posterior_variance={k: var.get(k, zero[k]) for k in params},
         prior_scale=scale,
         method="variational",
-        structure=s["structure"],
+        structure=s.structure,
         curvature="none",
-        loss=s["loss"],
+        loss=s.loss,
         convention="corrected",
-        prior_mean=s["prior_mean_label"],
+        prior_mean=s.prior_mean_label,
         n_samples=n,
         mc_samples=draws,
-        seed=s["seed"],
+        seed=s.seed,
         layer_types={name: type(m).__name__ for name, m in model.named_modules()},
         extra=extra,
     )
+
+
+def _expected_loss(model, data, run: _Run, var):
+    """E_Q*[L_D] ± se, the draws used, its source and L_D(w*), N (see the module docstring)."""
+    s, params = run.s, run.params
+    common = dict(loss=s.loss, batch_size=s.batch_size)
+    train_loss, n = run.start.train_loss, run.start.n_samples
+    if train_loss is None:  # no Fisher pass over all the data to take L_D(w*) from
+        train_loss, _, n = mc_expected_loss(model, data, params, {}, mc_samples=1, seed=0, **common)
+    draws = s.mc_samples
+    if draws is None:  # the running estimate where it is unbiased (see the module docstring)
+        draws = 0 if s.local_reparam in ("exact", "none") else 8
+        e, se, n_run = run.mon.running() if draws == 0 else (math.nan, math.nan, 0)
+        source = f"running mean of the minibatch losses over the last {n_run} samples"
+    else:
+        e, se, source = math.nan, math.nan, "not estimated (mc_samples=0)"
+    if draws > 0:
+        v32 = {k: v.to(params[k].dtype) for k, v in var.items()}
+        e, se, _ = mc_expected_loss(
+            model, data, params, v32, mc_samples=draws, seed=s.seed, **common
+        )
+        source = f"{draws} weight draws w ~ Q*, each on all {n} samples"
+    return e, se, draws, source, train_loss, n
