@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -82,3 +83,36 @@ def snapshot(s, epoch, fam, opt, history, monitor) -> dict:
 def save_state(path: Path, state: dict) -> None:
     """Atomic write (``weightinfo._base.atomic``): a temporary file in the same folder, then ``os.replace``."""
     atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+# The fields of :func:`snapshot`.
+_STATE_KEYS = frozenset(
+    ("config", "epoch", "init_note", "init_train_loss", "monitor", "logvar", "loglam")
+    + ("optimizer", "history")
+)
+
+
+def load_state(path: Path | None) -> dict | None:
+    """The state saved by :func:`save_state` at ``path``, or ``None`` when there is none yet.
+
+    Anything else at ``path`` (a folder, a truncated or foreign file) is a ``ValueError`` naming it,
+    rather than a file that the next save would overwrite.
+    """
+    if path is None or not path.exists():
+        return None
+    what = f"state_path {str(path)!r} is not a variational resume state"
+    if not path.is_file():
+        raise ValueError(f"{what} (not a file)")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise ValueError(f"{what} (not a torch file: no zip header)")
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{what} (a file holding objects other than tensors)") from e
+    except Exception as e:  # torch's reader: RuntimeError, OSError (Errno 22), EOFError, ...
+        reason = str(e).split(". ")[0].strip()
+        raise ValueError(f"{what} (truncated or corrupt torch file: {reason})") from e
+    if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+        raise ValueError(f"{what} (a torch file without the saved estimator's fields)")
+    return state

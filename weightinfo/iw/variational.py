@@ -84,7 +84,7 @@ from ..posterior.sampling import find_local_reparam_modules, local_reparam_forwa
 from ._family import Family
 from ._family import init_logvar as _init_logvar
 from ._monitor import Monitor
-from ._resume import config_hash, epoch_batches, epoch_seed, save_state
+from ._resume import config_hash, epoch_batches, epoch_seed, load_state, save_state
 from ._resume import snapshot as take_snapshot
 from .result import InformationResult
 
@@ -185,7 +185,7 @@ def variational_information(
     s["config"] = config_hash(params, prior, names, s, lam2_init, init_variance)
     path = Path(state_path) if state_path is not None else None
     start, history = 0, []
-    state = torch.load(path, weights_only=True) if path is not None and path.exists() else None
+    state = load_state(path)
     if state is not None and state.get("config") == s["config"]:
         fam.load(state)
         opt.load_state_dict(state["optimizer"])
