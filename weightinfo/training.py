@@ -73,11 +73,11 @@ def n_correct(name: str, z: torch.Tensor, y: torch.Tensor) -> float | None:
     ``z > 0`` against ``y > 0.5``, averaged over the outputs of each sample.
     """
     z = z.detach()
-    if is_class_labels(z, y):
-        return float((z.argmax(1) == y).sum())
-    if name == "bce_with_logits":
+    if name == "bce_with_logits" and not is_class_labels(z, y):
         t = y.reshape(z.shape) > 0.5
         return float(((z > 0) == t).reshape(z.shape[0], -1).float().mean(1).sum())
+    if not y.is_floating_point() and y.ndim == 1 and z.ndim == 2:
+        return float((z.argmax(1) == y).sum())
     return None
 
 
