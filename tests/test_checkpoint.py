@@ -153,6 +153,48 @@ def test_stale_sidecar_is_ignored_with_warning(tmp_path):
     assert "tag" not in ck.meta
 
 
+def test_unreadable_checkpoints_are_named_with_the_problem(tmp_path):
+    model, init = trained_allcnn()
+    good = save(tmp_path / "good.pt", model, init)
+    raw = good.read_bytes()
+    cases = {
+        "cut.pt": (raw[:100], r"cut\.pt' is not a weightinfo checkpoint \(truncated or corrupt"),
+        "half.pt": (
+            raw[: len(raw) // 2],
+            r"half\.pt' is not a weightinfo checkpoint \(truncated or corrupt",
+        ),
+        "notes.pt": (b"every line of text\n", r"notes\.pt' is not a weightinfo checkpoint \(not a"),
+    }
+    for name, (data, pattern) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=pattern):
+            load_checkpoint(tmp_path / name)
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match=r"pickled\.pt' .* objects other than tensors") as info:
+        load_checkpoint(tmp_path / "pickled.pt")
+    assert "weights_only" not in str(info.value) and "Weights only" not in str(info.value)
+    torch.save({"x": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match=r"plain\.pt' .* without its state_dict and meta"):
+        load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_sidecar_given_as_checkpoint_or_corrupt_is_named(tmp_path):
+    model, init = trained_allcnn()
+    good = save(tmp_path / "good.pt", model, init)
+    with pytest.raises(
+        ValueError, match=r"good\.json' is JSON metadata, not a checkpoint.*good\.pt"
+    ):
+        load_checkpoint(tmp_path / "good.json")
+    metadata_path(good).write_text('{"id": ')
+    with pytest.raises(ValueError, match=r"metadata '.*good\.json' is not valid JSON"):
+        load_checkpoint(good)
+    metadata_path(good).write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"metadata '.*good\.json' is not a JSON object"):
+        load_checkpoint(good)
+    metadata_path(good).unlink()
+    assert load_checkpoint(good).meta["architecture"]["name"] == "allcnn"
+
+
 # ---------------------------------------------------------------------------------- caching
 
 

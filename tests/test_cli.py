@@ -124,8 +124,22 @@ def test_fisher_mc_is_reproducible_with_seed(ckpt, tmp_path):
 
     def run(seed, name):
         out = tmp_path / name
-        ok("fisher", "-c", path, "--kind", "mc", "--mc-samples", "2", "--seed", seed,
-           "--n-samples", "200", "--json", out, "-q")
+        ok(
+            "fisher",
+            "-c",
+            path,
+            "--kind",
+            "mc",
+            "--mc-samples",
+            "2",
+            "--seed",
+            seed,
+            "--n-samples",
+            "200",
+            "--json",
+            out,
+            "-q",
+        )
         return json.loads(out.read_text())["fisher"]
 
     a, b, c = run(5, "a.json"), run(5, "b.json"), run(6, "c.json")
@@ -158,10 +172,12 @@ def test_errors_are_one_clean_line_with_exit_code_2(args, needle):
     assert "Traceback" not in result.output
 
 
-def test_library_value_error_exits_2(ckpt):
-    path, _ = ckpt
-    result = invoke("fisher", "-c", path, "--loss", "bce_with_logits", "--n-samples", "10", "-q")
-    assert result.exit_code == 2 and result.stderr.startswith("error: bce_with_logits")
+def test_library_value_error_exits_2(tmp_path):
+    # (This used `--loss bce_with_logits` on class labels, which the likelihood now one-hot encodes.)
+    path = tmp_path / "run.pt"  # the default MLP: 85,002 parameters, too many for a full matrix
+    ok("train", "--dataset", "digits", "--epochs", "1", "--out", path, "-q")
+    result = invoke("fisher", "-c", path, "--structure", "full", "--n-samples", "10", "-q")
+    assert result.exit_code == 2 and result.stderr.startswith("error: structure='full'")
     assert "Traceback" not in result.output
 
 
@@ -209,3 +225,34 @@ def test_train_command_matches_train_or_load(tmp_path):
     for a, b in ((ran.model.state_dict(), cached.model.state_dict()),
                  (ran.init_state_dict, cached.init_state_dict)):  # fmt: skip
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce_with_logits"])
+def test_checkpoint_trained_with_a_per_output_loss_can_be_measured(tmp_path, loss):
+    """A checkpoint of `train --loss mse/bce_with_logits` is measured on the loss it was trained
+    on: its recorded train loss is the L_D the Fisher pass computes from the same likelihood."""
+    path = tmp_path / "run.pt"
+    ok("train", *SMALL, "--loss", loss, "--out", path, "-q")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["train_config"]["loss"] == loss
+    out = tmp_path / "f.json"
+    ok("fisher", "--checkpoint", path, "--json", out, "-q")
+    assert json.loads(out.read_text())["fisher"]["trace"] > 0
+    from weightinfo import fisher
+
+    ck = load_checkpoint(path)
+    from weightinfo.data import load_dataset
+
+    ds = load_dataset("digits")
+    res = fisher(ck.model, ds.train_loader(batch_size=512, shuffle=False), loss=loss)
+    assert res.mean_loss == pytest.approx(meta["metrics"]["train_loss"], rel=1e-5)
+
+
+def test_train_help_states_the_per_dataset_defaults():
+    from weightinfo.cli._common import TRAIN_DEFAULTS
+
+    text = " ".join(ok("train", "--help").output.replace("│", " ").split())
+    for name, d in TRAIN_DEFAULTS.items():
+        assert f"{name} {d.epochs}," in text or f"{name} {d.epochs};" in text
+        assert f"{name} {d.lr:g}" in text and f"{name} {d.optimizer}" in text
+    assert "Mini-batch size (default: 128)" in text and "per dataset)" not in text

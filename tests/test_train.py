@@ -267,3 +267,41 @@ def test_evaluate_matches_manual_and_restores_mode():
     assert ev["loss"] == pytest.approx(torch.nn.functional.cross_entropy(z, y).item(), rel=1e-5)
     assert ev["accuracy"] == pytest.approx((z.argmax(1) == y).float().mean().item())
     assert not model.training and evaluate(model, loader(x, y))["n"] == len(y)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "bce_with_logits", "mse"])
+def test_training_loss_is_the_curvature_likelihood(name):
+    """train/evaluate minimise and report the mean of the likelihood the curvature code measures."""
+    from weightinfo._base.likelihoods import get_loss
+    from weightinfo._base.mean_loss import mean_loss
+
+    x, y = blobs()
+    z = torch.randn(len(y), 3)
+    lik = get_loss(name)
+    assert loss_value(name, z, y).item() == pytest.approx(lik.per_sample(z, y).mean().item())
+    model = net()
+    train(model, loader(x, y), epochs=2, lr=0.05, loss=name, progress=False)
+    ev = evaluate(model, loader(x, y, 50, False), name)
+    assert ev["accuracy"] > 0.9  # class labels: arg-max accuracy for every loss
+    L, n = mean_loss(model, None, (x, y), lik, 64)
+    assert n == len(y) and ev["loss"] == pytest.approx(L, rel=1e-5)
+
+
+def test_per_output_losses_one_hot_class_labels_in_the_likelihood():
+    from weightinfo._base.likelihoods import get_loss
+
+    z, y = torch.randn(4, 3), torch.tensor([0, 2, 1, 2])
+    e = torch.nn.functional.one_hot(y, 3).float()
+    for name in ("mse", "bce_with_logits"):
+        lik = get_loss(name)
+        lik.check_targets(z, y)
+        assert torch.equal(lik.per_sample(z, y), lik.per_sample(z, e))
+        assert torch.equal(lik.grad(z, y), lik.grad(z, e))
+        with pytest.raises(ValueError, match="class labels out of range"):
+            lik.check_targets(z, y + 1)
+        with pytest.raises(ValueError, match="targets shaped like the output"):
+            lik.check_targets(z, torch.zeros(4, 2))
+        with pytest.raises(ValueError, match=name):
+            loss_value(name, z, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"unknown loss='hinge'"):
+        train(net(), loader(*blobs()), epochs=1, lr=0.1, loss="hinge", progress=False)

@@ -1,9 +1,12 @@
 """A plain, seeded training loop for the reference networks, and an evaluation helper.
 
 ``train(model, loader, epochs=..., lr=...)`` runs mini-batch SGD or Adam on the mean negative
-log-likelihood of one of :data:`LOSSES` (the same per-sample conventions as the curvature code:
-``cross_entropy`` on integer labels; ``bce_with_logits`` summed over outputs; ``mse`` as
-½‖y − z‖², integer labels one-hot encoded). It returns a :class:`TrainResult` with per-epoch
+log-likelihood of one of :data:`LOSSES`, computed by the likelihoods the curvature and information
+code use (:mod:`weightinfo._base.likelihoods`): ``cross_entropy`` on integer labels;
+``bce_with_logits`` summed over outputs; ``mse`` as ½‖y − z‖² (a unit-variance Gaussian, not torch's
+``MSELoss``, which drops the ½ and averages over outputs); for the last two, integer class labels
+are one-hot encoded. A checkpoint trained with any of them is therefore measured on the loss it was
+trained on. It returns a :class:`TrainResult` with per-epoch
 history. All randomness (data order, dropout) comes from ``seed``: the same initial weights, data
 and seed give bit-identical final weights on CPU.
 
@@ -26,10 +29,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._base.checks import check_choice
+from ._base.likelihoods import LOSSES, get_loss, is_class_labels
 from ._base.progress import progress_enabled
 from .models.modes import eval_mode
 
-LOSSES: tuple[str, ...] = ("cross_entropy", "bce_with_logits", "mse")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str | None, ...] = (None, "cosine", "step", "exponential")
 
@@ -39,62 +43,37 @@ class NonFiniteLossError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Losses: mean over the batch of the per-sample negative log-likelihood, and correct counts.
+# Losses: mean over the batch of the curvature code's per-sample likelihood, and correct counts.
 # --------------------------------------------------------------------------------------------
 
 
 def _check_loss(loss: str) -> str:
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss={loss!r}; expected one of {', '.join(map(repr, LOSSES))}")
-    return loss
-
-
-def _targets_like(name: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Float targets shaped like the output ``z`` (one-hot for integer labels under ``mse``)."""
-    if (
-        name == "mse"
-        and not y.is_floating_point()
-        and y.ndim == 1
-        and z.ndim == 2
-        and z.shape[1] > 1
-    ):
-        return F.one_hot(y.long(), z.shape[1]).to(z.dtype)
-    if y.numel() != z.numel():
-        raise ValueError(
-            f"{name} needs one target per output: output shape {tuple(z.shape)}, "
-            f"targets {tuple(y.shape)}"
-        )
-    return y.reshape(z.shape).to(z.dtype)
+    return check_choice("loss", loss, LOSSES)
 
 
 def loss_value(name: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the per-sample negative log-likelihood ``name`` (see module doc)."""
+    """Mean over the batch of the per-sample negative log-likelihood ``name``.
+
+    The likelihood is :func:`weightinfo._base.likelihoods.get_loss` ``(name)``, the one the curvature
+    and information code measure: its ``check_targets`` validates ``y`` and its ``per_sample`` gives
+    ℓ(z_i, y_i). ``cross_entropy`` takes torch's fused mean, the same number, so that checkpoints
+    trained before this unification stay bit-for-bit reproducible.
+    """
+    lik = get_loss(name)
+    lik.check_targets(z, y)
     if name == "cross_entropy":
-        if y.is_floating_point() or y.ndim != 1 or z.ndim != 2:
-            raise ValueError(
-                "cross_entropy expects logits (batch, classes) and integer labels (batch,), got "
-                f"{tuple(z.shape)} and {tuple(y.shape)} {y.dtype}"
-            )
         return F.cross_entropy(z, y.long())
-    t = _targets_like(name, z, y)
-    if name == "bce_with_logits":
-        per = F.binary_cross_entropy_with_logits(z, t, reduction="none")
-    elif name == "mse":
-        per = 0.5 * (z - t).pow(2)
-    else:
-        _check_loss(name)
-        raise AssertionError  # pragma: no cover
-    return per.reshape(z.shape[0], -1).sum(1).mean()
+    return lik.per_sample(z, y).mean()
 
 
 def n_correct(name: str, z: torch.Tensor, y: torch.Tensor) -> float | None:
     """Number of correctly classified samples in the batch, or ``None`` for regression targets.
 
-    ``cross_entropy`` and ``mse`` with integer labels: arg-max. ``bce_with_logits``: ``z > 0``
-    against ``y > 0.5``, averaged over the outputs of each sample.
+    Integer class labels (any loss): arg-max. ``bce_with_logits`` with one target per output:
+    ``z > 0`` against ``y > 0.5``, averaged over the outputs of each sample.
     """
     z = z.detach()
-    if name == "bce_with_logits":
+    if name == "bce_with_logits" and not is_class_labels(z, y):
         t = y.reshape(z.shape) > 0.5
         return float(((z > 0) == t).reshape(z.shape[0], -1).float().mean(1).sum())
     if not y.is_floating_point() and y.ndim == 1 and z.ndim == 2:

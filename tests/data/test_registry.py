@@ -141,3 +141,61 @@ def test_npz_errors(tmp_path):
     np.savez(bad, x=np.zeros((3, 2)), y=np.zeros(3, int), x_test=np.zeros((1, 2)))
     with pytest.raises(ValueError, match="both"):
         load_dataset(f"npz:{bad}")
+
+
+def _savez(path, **arrays):
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def test_npz_files_that_are_not_archives_are_named(tmp_path):
+    x, y = np.zeros((20, 2)), np.arange(20) % 2
+    good = tmp_path / "good.npz"
+    np.savez(good, x=x, y=y)
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cut\.npz is a truncated or corrupt \.npz archive"):
+        load_dataset(f"npz:{truncated}")
+    array = tmp_path / "x.npy"
+    np.save(array, x)
+    with pytest.raises(ValueError, match=r"x\.npy is a single \.npy array, not an \.npz"):
+        load_dataset(f"npz:{array}")
+    text = tmp_path / "notes.npz"
+    text.write_text("x,y\n1,0\n")
+    with pytest.raises(ValueError, match=r"notes\.npz is not an \.npz archive"):
+        load_dataset(f"npz:{text}")
+
+
+def test_npz_labels_and_features_are_checked(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 3
+    path = tmp_path / "d.npz"
+    huge = y.copy()
+    huge[7] = 10**9  # would otherwise ask for a 10⁹-way output layer
+    with pytest.raises(ValueError, match=r"d\.npz: the largest label 1000000000 .*at most 1000\)"):
+        load_dataset(_savez(path, x=x, y=huge))
+    with pytest.raises(ValueError, match=r"d\.npz: 'n_classes' asks for 5000 classes"):
+        load_dataset(_savez(path, x=x, y=y, n_classes=5000))
+    with pytest.raises(ValueError, match=r"d\.npz: labels go up to 2 but 'n_classes' is 2"):
+        load_dataset(_savez(path, x=x, y=y, n_classes=2))
+    with pytest.raises(ValueError, match=r"d\.npz: 'n_classes' must be an integer scalar"):
+        load_dataset(_savez(path, x=x, y=y, n_classes=2.5))
+    with pytest.raises(
+        ValueError, match=r"d\.npz: the training labels hold only class 1; at least 2"
+    ):
+        load_dataset(_savez(path, x=x, y=np.ones(50, int)))
+    bad = x.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match=r"d\.npz: array 'x_test' contains 1 NaN/Inf"):
+        load_dataset(_savez(path, x=x, y=y, x_test=bad, y_test=y))
+    # up to one class per sample is fine beyond NPZ_MAX_CLASSES
+    many = np.arange(1500) % 1200
+    ds = load_dataset(_savez(path, x=np.zeros((1500, 1)), y=many))
+    assert ds.n_classes == 1200
+
+
+def test_single_class_training_set_is_refused_after_binarising(tmp_path):
+    x, y = np.zeros((40, 2)), 2 + np.arange(40) % 2  # classes 2, 3 of 4: all "1" when binarised
+    name = _savez(tmp_path / "hi.npz", x=x, y=y)
+    assert load_dataset(name).n_classes == 4
+    with pytest.raises(ValueError, match=r"dataset 'binary-npz:.*hi\.npz': .* class 1 only"):
+        load_dataset(f"binary-{name}")

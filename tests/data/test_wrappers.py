@@ -83,6 +83,8 @@ def test_first_classes():
     for bad in (0, 11):
         with pytest.raises(ValueError):
             first_classes(ds, bad)
+    with pytest.raises(ValueError, match=r"k must lie in \[2, 10\] \(at least two classes\)"):
+        first_classes(ds, 1)
 
 
 def test_binarize():

@@ -181,6 +181,29 @@ def test_resume_continues_and_equals_uninterrupted(tmp_path):
     assert other.extra["resumed_from_epoch"] is None
 
 
+def test_unreadable_resume_state_is_named_and_kept(tmp_path):
+    m, data = _classifier()
+    path = tmp_path / "state.pt"
+    variational_information(m, data, max_epochs=1, state_path=path, **RUN)
+    raw = path.read_bytes()
+    cases = [
+        (raw[: len(raw) // 2], r"state\.pt' is not a variational resume state \(truncated"),
+        (b'{"epoch": 3}', r"state\.pt' is not a variational resume state \(not a torch file"),
+    ]
+    for data_bytes, pattern in cases:
+        path.write_bytes(data_bytes)
+        with pytest.raises(ValueError, match=pattern):
+            variational_information(m, data, max_epochs=1, state_path=path, **RUN)
+        assert path.read_bytes() == data_bytes  # not overwritten
+    torch.save({"state_dict": {}}, path)  # e.g. another tool's file
+    with pytest.raises(ValueError, match=r"state\.pt' .* without the saved estimator's fields"):
+        variational_information(m, data, max_epochs=1, state_path=path, **RUN)
+    with pytest.raises(
+        ValueError, match=r"state_path '.*' is not a variational resume state \(not a file"
+    ):
+        variational_information(m, data, max_epochs=1, state_path=tmp_path, **RUN)
+
+
 def test_keyboard_interrupt_saves_last_epoch(tmp_path, monkeypatch):
     m, data = _classifier()
     path = tmp_path / "state.pt"

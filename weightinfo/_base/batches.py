@@ -2,7 +2,8 @@
 
 ``data`` is any iterable of ``(x, y)`` batches (a ``DataLoader``) or a tuple ``(X, Y)`` of tensors, which is
 split into batches of ``batch_size``. Each batch is validated (finite inputs, matching lengths) as it is read,
-and an iterable that yields nothing is an error, not a zero.
+and an iterable that yields nothing is an error, not a zero. ``batch_size`` must be a positive integer, also
+for a DataLoader (which brings its own batches): every routine that takes one validates it here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from .checks import check_finite_tensor
+from .checks import check_finite_tensor, check_int
 
 DEFAULT_BATCH_SIZE = 256
 
 
 def count_batches(data, batch_size: int = DEFAULT_BATCH_SIZE) -> int | None:
     """Batches per pass: ⌈N/batch_size⌉ for an ``(X, Y)`` tuple, ``len(loader)`` otherwise; None if unknown."""
+    batch_size = check_int("batch_size", batch_size, 1)
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         return -(-data[0].shape[0] // batch_size)
     try:
@@ -31,9 +33,13 @@ def iter_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield validated ``(x, y)`` batches from a DataLoader-like iterable or an ``(X, Y)`` tuple.
 
-    Raises ``ValueError`` if the data are empty, a batch is not an ``(x, y)`` pair, lengths differ, or an
-    input holds NaN/Inf.
+    Raises ``ValueError`` at once if ``batch_size`` is not a positive integer; while reading, if the data are
+    empty, a batch is not an ``(x, y)`` pair, lengths differ, or an input holds NaN/Inf.
     """
+    return _validated(data, device, check_int("batch_size", batch_size, 1))
+
+
+def _validated(data, device, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     if (
         isinstance(data, tuple)
         and len(data) == 2

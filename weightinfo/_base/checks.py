@@ -43,8 +43,15 @@ def check_momentum(name: str, value) -> float:
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
-    """Raise unless ``value`` is an integer (not a bool; 3.0 is accepted) and ``>= minimum``; return it."""
-    if isinstance(value, bool) or int(value) != value or (minimum is not None and value < minimum):
+    """Raise unless ``value`` is an integer (not a bool; 3.0 is accepted) and ``>= minimum``; return it.
+
+    Anything else (None, a string, NaN, ±Inf) is a ``ValueError`` naming ``name`` too.
+    """
+    try:
+        integral = not isinstance(value, (bool, str)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):  # None, NaN, ±Inf, other objects
+        integral = False
+    if not integral or (minimum is not None and value < minimum):
         bound = "" if minimum is None else f" >= {minimum}"
         raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
     return int(value)

@@ -17,6 +17,11 @@ Conventions:
 ``bce_with_logits`` independent Bernoulli per output, p = σ(z), y ∈ {0, 1} (float); Λ = diag p(1 − p).
 ``mse``            Gaussian with **unit variance**, ℓ = ½‖y − z‖² (+ const); Λ = I. torch's ``MSELoss`` (no ½,
                    mean over outputs) is a rescaling of this: its Gauss–Newton matrix is (2/K)·F.
+
+Targets of ``bce_with_logits`` and ``mse`` (:meth:`Loss.targets`): a float tensor with one value per output,
+or integer class labels of shape (B,) for a (B, K) output with K > 1, which stand for their one-hot vectors
+e_y (so a classifier trained with ``weightinfo train --loss mse`` is measured on its own labels). Training
+(:mod:`weightinfo.training`) minimises the batch mean of the same ``per_sample``.
 """
 
 from __future__ import annotations
@@ -27,10 +32,19 @@ from torch.nn import functional as F
 LOSSES = ("cross_entropy", "bce_with_logits", "mse")
 
 
+def is_class_labels(z: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether ``y`` holds integer class labels (B,) for a (B, K > 1) output, i.e. one-hot targets."""
+    return not y.is_floating_point() and y.ndim == 1 and z.ndim == 2 and z.shape[1] > 1
+
+
 class Loss:
-    """Base class: the negative log-likelihood ℓ(z, y) of one sample (mean over the batch in ``value``)."""
+    """Base class: the negative log-likelihood ℓ(z, y) of one sample, ``per_sample`` giving shape (B,)."""
 
     name = ""
+
+    def targets(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``y`` in the form ``per_sample`` uses (the labels themselves for ``cross_entropy``)."""
+        return y
 
     def check_targets(
         self, z: torch.Tensor, y: torch.Tensor
@@ -96,20 +110,45 @@ class CrossEntropy(Loss):
         return p - F.one_hot(y, p.shape[1]).to(p.dtype)
 
 
-class BCEWithLogits(Loss):
-    name = "bce_with_logits"
+class _PerOutput(Loss):
+    """A likelihood with one target value per output: float targets, or class labels one-hot encoded."""
+
+    def targets(self, z, y):
+        """Float targets shaped like ``z``: e_y for class labels (see the module docstring)."""
+        if is_class_labels(z, y):
+            return F.one_hot(y.long(), z.shape[1]).to(z.dtype)
+        return y.reshape(z.shape).to(z.dtype)
 
     def check_targets(self, z, y):
-        if y.shape != z.shape:
+        if is_class_labels(z, y):
+            K = z.shape[1]
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= K):
+                raise ValueError(
+                    f"{self.name}: class labels out of range: found {int(y.min())}..{int(y.max())} "
+                    f"for {K} outputs"
+                )
+            return
+        if y.ndim == 0 or y.shape[0] != z.shape[0] or y.numel() != z.numel():
             raise ValueError(
-                f"bce_with_logits expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}"
+                f"{self.name} expects targets shaped like the output {tuple(z.shape)} or integer class "
+                f"labels of shape ({z.shape[0]},), got {tuple(y.shape)}"
             )
+        self._check_values(y)
+
+    def _check_values(self, y: torch.Tensor) -> None:
+        return None
+
+
+class BCEWithLogits(_PerOutput):
+    name = "bce_with_logits"
+
+    def _check_values(self, y):
         if y.numel() and (float(y.min()) < 0 or float(y.max()) > 1):
             raise ValueError("bce_with_logits targets must lie in [0, 1]")
 
     def per_sample(self, z, y):
         return (
-            F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
+            F.binary_cross_entropy_with_logits(z, self.targets(z, y), reduction="none")
             .reshape(z.shape[0], -1)
             .sum(1)
         )
@@ -125,20 +164,14 @@ class BCEWithLogits(Loss):
 
     def grad(self, z, y):
         p = torch.sigmoid(z.detach()).reshape(z.shape[0], -1)
-        return p - y.reshape(p.shape).to(p.dtype)
+        return p - self.targets(z, y).reshape(p.shape).to(p.dtype)
 
 
-class GaussianMSE(Loss):
+class GaussianMSE(_PerOutput):
     name = "mse"
 
-    def check_targets(self, z, y):
-        if y.shape != z.shape:
-            raise ValueError(
-                f"mse expects targets shaped like the output {tuple(z.shape)}, got {tuple(y.shape)}"
-            )
-
     def per_sample(self, z, y):
-        return 0.5 * (z - y.to(z.dtype)).pow(2).reshape(z.shape[0], -1).sum(1)
+        return 0.5 * (z - self.targets(z, y)).pow(2).reshape(z.shape[0], -1).sum(1)
 
     def hessian_sqrt(self, z):
         B, K = z.shape[0], z[0].numel()
@@ -151,7 +184,7 @@ class GaussianMSE(Loss):
         return -torch.randn(z2.shape, generator=generator, dtype=z2.dtype, device=z2.device)
 
     def grad(self, z, y):
-        return (z.detach() - y.to(z.dtype)).reshape(z.shape[0], -1)
+        return (z.detach() - self.targets(z, y)).reshape(z.shape[0], -1)
 
 
 _REGISTRY = {"cross_entropy": CrossEntropy, "bce_with_logits": BCEWithLogits, "mse": GaussianMSE}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -170,6 +171,61 @@ def save_checkpoint(
     return path
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def _read_payload(path: Path, map_location) -> dict[str, Any]:
+    """The ``torch.load`` payload of ``path``, or a ``ValueError`` naming the file and the problem."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if path.suffix == ".json" or head.lstrip().startswith(b"{"):
+        weights = None
+        try:
+            weights = json.loads(path.read_text(encoding="utf-8")).get("weights_file")
+        except (ValueError, AttributeError):  # not JSON, or not an object: no name to suggest
+            pass
+        target = str(path.with_name(weights)) if isinstance(weights, str) else "its .pt file"
+        raise ValueError(
+            f"{str(path)!r} is JSON metadata, not a checkpoint; pass the checkpoint itself "
+            f"({target})"
+        )
+    what = f"{str(path)!r} is not a weightinfo checkpoint"
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValueError(f"{what} (not a torch file: no zip header)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses anything but tensors and plain containers (torch's message is a
+        # page of advice on unsafe loading, not shown).
+        raise ValueError(
+            f"{what} (a torch file holding objects other than tensors, e.g. a pickled model)"
+        ) from e
+    except Exception as e:  # torch's zip reader: RuntimeError, OSError (Errno 22), EOFError, ...
+        reason = str(e).split(". ")[0].strip()
+        raise ValueError(f"{what} (truncated or corrupt torch file: {reason})") from e
+    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
+        raise ValueError(f"{what} (a torch file without its state_dict and meta)")
+    if not isinstance(payload["meta"], dict):
+        raise ValueError(f"{what} (its 'meta' entry is not a dict)")
+    return payload
+
+
+def _read_metadata(json_path: Path) -> dict[str, Any]:
+    """The JSON sidecar as a dict, or a ``ValueError`` naming the file."""
+    try:
+        side = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"metadata {str(json_path)!r} is not valid JSON ({e}); delete it to fall back on the "
+            "metadata stored in the checkpoint"
+        ) from e
+    if not isinstance(side, dict):
+        raise ValueError(
+            f"metadata {str(json_path)!r} is not a JSON object but a {type(side).__name__}"
+        )
+    return side
+
+
 def load_checkpoint(
     path: str | os.PathLike, *, map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -177,18 +233,17 @@ def load_checkpoint(
 
     The metadata is read from the JSON sidecar when present (else from the copy inside ``path``);
     a sidecar that belongs to another save (different ``id``) is ignored with a warning. Loading
-    does not advance torch's global RNG.
+    does not advance torch's global RNG. A file that is not a readable checkpoint (truncated,
+    foreign, the JSON sidecar itself) or an unreadable sidecar raises a ``ValueError`` naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
-        raise ValueError(f"{str(path)!r} is not a weightinfo checkpoint")
+    payload = _read_payload(path, map_location)
     meta = payload["meta"]
     json_path = metadata_path(path)
     if json_path.is_file():
-        side = json.loads(json_path.read_text())
+        side = _read_metadata(json_path)
         if side.get("id") == meta.get("id"):
             meta = side
         else:
@@ -197,8 +252,15 @@ def load_checkpoint(
                 "stored in the checkpoint itself",
                 stacklevel=2,
             )
+    if not isinstance(meta.get("architecture"), Mapping):
+        raise ValueError(f"{str(path)!r}: its metadata has no 'architecture' to rebuild the model")
     model = _build(meta["architecture"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(
+            f"{str(path)!r}: the weights do not fit the architecture in its metadata: {e}"
+        ) from e
     model.to(map_location).eval()
     return Checkpoint(
         model=model, init_state_dict=payload.get("init_state_dict"), meta=meta, path=path

@@ -17,17 +17,16 @@ from typing import Annotated, Literal
 import typer
 
 from ._common import (
+    _FALLBACK_TRAIN,
     STATE,
+    TRAIN_DEFAULTS,
     DataRootOpt,
     DataSeedOpt,
     DatasetOpt,
     DownloadOpt,
-    EpochsOpt,
     LossOpt,
-    LrOpt,
     ModelArgOpt,
     ModelOpt,
-    OptimizerOpt,
     Quiet,
     WidthOpt,
     WidthsOpt,
@@ -44,6 +43,31 @@ from ._common import (
 )
 
 
+def _defaults_help(what: str, field: str) -> str:
+    """``what`` followed by the per-dataset defaults of ``field`` from :data:`TRAIN_DEFAULTS`."""
+    values = {name: getattr(d, field) for name, d in TRAIN_DEFAULTS.items()}
+    other = getattr(_FALLBACK_TRAIN, field)
+    if set(values.values()) == {other}:
+        return f"{what} (default: {other:g})."
+    listed = ", ".join(
+        f"{name} {v:g}" if not isinstance(v, str) else f"{name} {v}" for name, v in values.items()
+    )
+    other = other if isinstance(other, str) else f"{other:g}"
+    return f"{what} (default per dataset: {listed}; other datasets {other})."
+
+
+_EpochsOpt = Annotated[
+    int | None, typer.Option(min=1, help=_defaults_help("Training epochs", "epochs"))
+]
+_LrOpt = Annotated[float | None, typer.Option(help=_defaults_help("Learning rate", "lr"))]
+_OptimizerOpt = Annotated[
+    Literal["sgd", "adam"] | None, typer.Option(help=_defaults_help("Optimizer", "optimizer"))
+]
+_BatchSizeOpt = Annotated[
+    int | None, typer.Option(min=1, help=_defaults_help("Mini-batch size", "batch_size"))
+]
+
+
 def train(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Checkpoint file to write (e.g. run.pt).")
@@ -53,17 +77,24 @@ def train(
     widths: WidthsOpt = None,
     width: WidthOpt = None,
     model_arg: ModelArgOpt = None,
-    epochs: EpochsOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.")] = None,
+    epochs: _EpochsOpt = None,
+    lr: _LrOpt = None,
+    optimizer: _OptimizerOpt = None,
+    batch_size: _BatchSizeOpt = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
     schedule: Annotated[
         Literal["none", "cosine", "step", "exponential"],
         typer.Option(help="Learning-rate schedule."),
     ] = "none",
-    loss: Annotated[LossOpt, typer.Option(help="Training loss (likelihood).")] = "cross_entropy",
+    loss: Annotated[
+        LossOpt,
+        typer.Option(
+            help="Training loss, the likelihood that measure/fisher/certify then use: "
+            "cross_entropy; bce_with_logits (independent Bernoulli per output) or mse "
+            "(½‖y − f(x)‖², unit-variance Gaussian), each on one-hot class labels."
+        ),
+    ] = "cross_entropy",
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
     label_noise: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fraction of training labels made random.")

@@ -43,7 +43,7 @@ from torch import nn
 from torch.func import functional_call, jvp, vjp, vmap
 
 from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
-from .._base.checks import check_choice, check_model, named_trainable
+from .._base.checks import check_choice, check_int, check_model, named_trainable
 from .._base.likelihoods import BCEWithLogits, CrossEntropy, GaussianMSE, Loss, get_loss
 from .vocabulary import CURVATURES, renamed_kwargs, warn_renamed
 
@@ -279,7 +279,7 @@ class CurvatureOperator:
         self._fm = _FlatModel(model)
         self.model = model
         self.data = data
-        self.batch_size = int(batch_size)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.param_names = list(self._fm.names)
         self.param_shapes = dict(self._fm.shapes)
         self.n_samples: int | None = None  # set by each product

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from weightinfo.data.dataset import Dataset
 from weightinfo.data.generated import load_digits, load_mnist1d, load_two_moons
 from weightinfo.data.images import load_fashion_mnist, load_mnist
@@ -134,4 +136,16 @@ def load_dataset(
         ds = binarize(ds)
     if normalize:
         ds = standardize(ds)
+    _check_two_classes(ds, name)
     return ds
+
+
+def _check_two_classes(ds: Dataset, name: str) -> None:
+    """A training set with one class has nothing to learn (IW = 0): refuse it, naming the dataset."""
+    present = torch.unique(ds.y_train)
+    if len(present) < 2:
+        found = "no samples" if len(present) == 0 else f"samples of class {int(present[0])} only"
+        raise ValueError(
+            f"dataset {name!r}: the training set has {found}; at least 2 classes with samples "
+            "are needed"
+        )

@@ -65,10 +65,11 @@ def corrupt_labels(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
 
 
 def first_classes(ds: Dataset, k: int) -> Dataset:
-    """Keep only samples with label ``< k`` in train and test; ``n_classes`` becomes ``k``."""
+    """Keep only samples with label ``< k`` in train and test; ``n_classes`` becomes ``k`` (>= 2: a
+    single class has nothing to learn)."""
     k = int(k)
-    if not 1 <= k <= ds.n_classes:
-        raise ValueError(f"k must lie in [1, {ds.n_classes}], got {k}")
+    if not 2 <= k <= ds.n_classes:
+        raise ValueError(f"k must lie in [2, {ds.n_classes}] (at least two classes), got {k}")
     train = ds.y_train < k
     test = ds.y_test < k
     return ds.replace(

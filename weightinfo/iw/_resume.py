@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -86,24 +87,32 @@ def snapshot(run, epoch, history) -> dict:
     }
 
 
-def load_state(path: Path) -> dict:
-    """The state saved at ``path``; ``ValueError`` naming the file when it cannot be read or is not one."""
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        raise ValueError(
-            f"cannot read the variational state file {str(path)!r} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start afresh"
-        ) from None
-    missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} is not a variational state file (missing {', '.join(missing)}); "
-            "delete it to start afresh"
-        )
-    return state
-
-
 def save_state(path: Path, state: dict) -> None:
     """Atomic write (``weightinfo._base.atomic``): a temporary file in the same folder, then ``os.replace``."""
     atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def load_state(path: Path | None) -> dict | None:
+    """The state saved by :func:`save_state` at ``path``, or ``None`` when there is none yet.
+
+    Anything else at ``path`` (a folder, a truncated or foreign file) is a ``ValueError`` naming it,
+    rather than a file that the next save would overwrite.
+    """
+    if path is None or not path.exists():
+        return None
+    what = f"state_path {str(path)!r} is not a variational resume state"
+    if not path.is_file():
+        raise ValueError(f"{what} (not a file)")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise ValueError(f"{what} (not a torch file: no zip header)")
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{what} (a file holding objects other than tensors)") from e
+    except Exception as e:  # torch's reader: RuntimeError, OSError (Errno 22), EOFError, ...
+        reason = str(e).split(". ")[0].strip()
+        raise ValueError(f"{what} (truncated or corrupt torch file: {reason})") from e
+    if not isinstance(state, dict) or not set(_KEYS) <= state.keys():
+        raise ValueError(f"{what} (a torch file without the saved estimator's fields)")
+    return state

@@ -205,7 +205,7 @@ class _Run:
 
 def _start(run: _Run, model, data, path, init_variance) -> tuple[int, list]:
     """Resume from ``path`` when its configuration matches, else the initial log σ²: (epoch, history)."""
-    state = load_state(path) if path is not None and path.exists() else None
+    state = load_state(path)
     if state is not None and state.get("config") == run.config:
         run.fam.load(state)
         run.opt.load_state_dict(state["optimizer"])
