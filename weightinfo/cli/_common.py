@@ -27,11 +27,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import typer
 
 from ._options import (  # noqa: F401 - the option types, re-exported for the commands
+    _FALLBACK_TRAIN,
+    TRAIN_DEFAULTS,
     BatchSizeOpt,
     CheckpointOpt,
     DataRootOpt,
@@ -50,30 +52,12 @@ from ._options import (  # noqa: F401 - the option types, re-exported for the co
     Quiet,
     SplitSeedOpt,
     TrainBatchSizeOpt,
+    TrainDefaults,
     TrainSeedOpt,
     WidthOpt,
     WidthsOpt,
 )
 
-
-class TrainDefaults(NamedTuple):
-    """Training settings used when the corresponding option is not given."""
-
-    epochs: int
-    lr: float
-    optimizer: str
-    batch_size: int
-
-
-#: Per-dataset training defaults (key: dataset name without ``binary-``; MNIST variants as mnist).
-TRAIN_DEFAULTS: dict[str, TrainDefaults] = {
-    "digits": TrainDefaults(epochs=20, lr=0.05, optimizer="sgd", batch_size=128),
-    "mnist1d": TrainDefaults(epochs=50, lr=1e-3, optimizer="adam", batch_size=128),
-    "two-moons": TrainDefaults(epochs=30, lr=0.1, optimizer="sgd", batch_size=128),
-    "mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
-    "fashion-mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
-}
-_FALLBACK_TRAIN = TrainDefaults(epochs=10, lr=0.01, optimizer="sgd", batch_size=128)
 #: Model used for datasets without a suggestion (``npz:PATH``).
 _FALLBACK_MODEL = ("mlp", {"widths": [256, 256]})
 

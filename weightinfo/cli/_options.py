@@ -16,7 +16,7 @@ import inspect
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import typer
 
@@ -49,17 +49,53 @@ ModelArgOpt = Annotated[
         help="Extra model keyword KEY=VALUE (repeatable); VALUE parsed as JSON or a comma list.",
     ),
 ]
+
+
+class TrainDefaults(NamedTuple):
+    """Training settings used when the corresponding option is not given."""
+
+    epochs: int
+    lr: float
+    optimizer: str
+    batch_size: int
+
+
+#: Per-dataset training defaults (key: dataset name without ``binary-``; MNIST variants as mnist).
+TRAIN_DEFAULTS: dict[str, TrainDefaults] = {
+    "digits": TrainDefaults(epochs=20, lr=0.05, optimizer="sgd", batch_size=128),
+    "mnist1d": TrainDefaults(epochs=50, lr=1e-3, optimizer="adam", batch_size=128),
+    "two-moons": TrainDefaults(epochs=30, lr=0.1, optimizer="sgd", batch_size=128),
+    "mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
+    "fashion-mnist": TrainDefaults(epochs=5, lr=0.01, optimizer="sgd", batch_size=128),
+}
+_FALLBACK_TRAIN = TrainDefaults(epochs=10, lr=0.01, optimizer="sgd", batch_size=128)
+
+
+def _defaults_help(what: str, field: str) -> str:
+    """``what`` followed by the per-dataset defaults of ``field`` from :data:`TRAIN_DEFAULTS`."""
+    values = {name: getattr(d, field) for name, d in TRAIN_DEFAULTS.items()}
+    other = getattr(_FALLBACK_TRAIN, field)
+    if set(values.values()) == {other}:
+        return f"{what} (default: {other:g})."
+    listed = ", ".join(
+        f"{name} {v:g}" if not isinstance(v, str) else f"{name} {v}" for name, v in values.items()
+    )
+    other = other if isinstance(other, str) else f"{other:g}"
+    return f"{what} (default per dataset: {listed}; other datasets {other})."
+
+
 EpochsOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training epochs (default: per dataset).")
+    int | None, typer.Option(min=1, help=_defaults_help("Training epochs", "epochs"))
 ]
-LrOpt = Annotated[float | None, typer.Option(help="Learning rate (default: per dataset).")]
+LrOpt = Annotated[float | None, typer.Option(help=_defaults_help("Learning rate", "lr"))]
 OptimizerOpt = Annotated[
-    Literal["sgd", "adam"] | None, typer.Option(help="Optimizer (default: per dataset).")
+    Literal["sgd", "adam"] | None, typer.Option(help=_defaults_help("Optimizer", "optimizer"))
 ]
 DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
 # For commands that take --checkpoint or train a model on the fly (model_and_data):
 TrainBatchSizeOpt = Annotated[
-    int | None, typer.Option(min=1, help="Training batch size (no --checkpoint).")
+    int | None,
+    typer.Option(min=1, help=_defaults_help("Training batch size (no --checkpoint)", "batch_size")),
 ]
 TrainSeedOpt = Annotated[int, typer.Option(help="Training seed (no --checkpoint).")]
 SplitSeedOpt = Annotated[

@@ -17,16 +17,17 @@ from typing import Annotated, Literal
 import typer
 
 from ._common import (
-    _FALLBACK_TRAIN,
     STATE,
-    TRAIN_DEFAULTS,
     DataRootOpt,
     DataSeedOpt,
     DatasetOpt,
     DownloadOpt,
+    EpochsOpt,
     LossOpt,
+    LrOpt,
     ModelArgOpt,
     ModelOpt,
+    OptimizerOpt,
     Quiet,
     WidthOpt,
     WidthsOpt,
@@ -41,28 +42,8 @@ from ._common import (
     train_settings,
     user_errors,
 )
+from ._options import _defaults_help
 
-
-def _defaults_help(what: str, field: str) -> str:
-    """``what`` followed by the per-dataset defaults of ``field`` from :data:`TRAIN_DEFAULTS`."""
-    values = {name: getattr(d, field) for name, d in TRAIN_DEFAULTS.items()}
-    other = getattr(_FALLBACK_TRAIN, field)
-    if set(values.values()) == {other}:
-        return f"{what} (default: {other:g})."
-    listed = ", ".join(
-        f"{name} {v:g}" if not isinstance(v, str) else f"{name} {v}" for name, v in values.items()
-    )
-    other = other if isinstance(other, str) else f"{other:g}"
-    return f"{what} (default per dataset: {listed}; other datasets {other})."
-
-
-_EpochsOpt = Annotated[
-    int | None, typer.Option(min=1, help=_defaults_help("Training epochs", "epochs"))
-]
-_LrOpt = Annotated[float | None, typer.Option(help=_defaults_help("Learning rate", "lr"))]
-_OptimizerOpt = Annotated[
-    Literal["sgd", "adam"] | None, typer.Option(help=_defaults_help("Optimizer", "optimizer"))
-]
 _BatchSizeOpt = Annotated[
     int | None, typer.Option(min=1, help=_defaults_help("Mini-batch size", "batch_size"))
 ]
@@ -77,9 +58,9 @@ def train(
     widths: WidthsOpt = None,
     width: WidthOpt = None,
     model_arg: ModelArgOpt = None,
-    epochs: _EpochsOpt = None,
-    lr: _LrOpt = None,
-    optimizer: _OptimizerOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
     batch_size: _BatchSizeOpt = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
