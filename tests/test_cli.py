@@ -93,7 +93,7 @@ def test_fisher_from_checkpoint_json(ckpt, tmp_path):
     assert data["command"]["name"] == "fisher"
     assert data["checkpoint"]["id"] == json.loads(path.with_suffix(".json").read_text())["id"]
     f = data["fisher"]
-    assert (f["quantity"], f["kind"], f["structure"]) == ("fisher", "exact", "diag")
+    assert (f["curvature"], f["kind"], f["structure"]) == ("fisher", "exact", "diag")
     assert f["n_samples"] == 1438
     rows = f["per_layer"]
     assert sum(r["trace"] for r in rows) == pytest.approx(f["trace"], rel=1e-12)

@@ -42,7 +42,7 @@ def test_nats_decrease_and_quadratic_loss_increases_with_beta():
         assert r["lagrangian"] == pytest.approx(r["expected_loss"] + r["beta"] * r["nats"])
         assert r["expected_loss_quadratic"] >= r["train_loss"]
     assert c.settings["curvature_passes"] == 1 and c.settings["n_samples"] == 24
-    assert c.curvature is not None and c.curvature.quantity == "fisher"
+    assert c.curvature is not None and c.curvature.label == "fisher"
 
 
 @pytest.mark.filterwarnings("ignore:.*negative hessian:RuntimeWarning")

@@ -79,7 +79,7 @@ def print_fisher(F, elapsed: float) -> None:
     print_layer_table(table, console=stdout_console(), plain=STATE.plain)
     extra = f", {F.mc_samples} label draws per input, seed {F.seed}" if F.kind == "mc" else ""
     say(
-        f"total trace {F.trace():.6g} ({F.quantity}, {F.kind}, {F.structure}, {F.loss}; mean over "
+        f"total trace {F.trace():.6g} ({F.label}, {F.kind}, {F.structure}, {F.loss}; mean over "
         f"N={F.n_samples} samples, {F.n_params:,} parameters{extra}); computed in {elapsed:.2f} s"
     )
 

@@ -10,7 +10,6 @@ normalisation of the computation that produced them (the Fisher is a **mean** ov
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -187,12 +186,7 @@ class Curvature:
     @property
     def quantity(self) -> str:
         """Deprecated: ``label`` (the pair ``curvature``, ``kind`` in one word)."""
-        # The package's own readers (iw, cli) move to ``curvature``/``label`` in this release; until then
-        # only callers outside weightinfo are warned, so that no library path emits the warning.
-        if not sys._getframe(1).f_globals.get("__name__", "").startswith("weightinfo."):
-            warn_renamed(
-                "quantity", "curvature (which matrix), kind, or label", "Curvature attribute"
-            )
+        warn_renamed("quantity", "curvature (which matrix), kind, or label", "Curvature attribute")
         return self.label
 
     @property

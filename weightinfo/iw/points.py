@@ -185,9 +185,9 @@ def _check_precomputed(curv: Curvature, options: FisherOptions, n: int) -> None:
     # The GGN's kind is not checked: its exact and MC forms estimate the same matrix.
     kind = options.curvature_kind if options.curvature == "fisher" else None
     want, problems = options.curvature_structure, []
-    if curv.quantity != options.curvature or (kind is not None and curv.kind != kind):
+    if curv.label != options.curvature or (kind is not None and curv.kind != kind):
         problems.append(
-            f"it is {curv.quantity} ({curv.kind}), expected {options.curvature} ({kind or 'any'})"
+            f"it is {curv.label} ({curv.kind}), expected {options.curvature} ({kind or 'any'})"
         )
     if curv.structure != want:
         problems.append(f"structure {curv.structure!r}, expected {want!r}")
@@ -298,7 +298,7 @@ def _choose(train_loss, beta, opts: list[GaussianOptimum], grid) -> tuple[int, d
 
 def _warn_clamped(opt, curv, stacklevel: int) -> None:
     warnings.warn(
-        f"{opt.n_negative} negative {curv.quantity} value(s) (diagonal entries or eigenvalues: the point "
+        f"{opt.n_negative} negative {curv.label} value(s) (diagonal entries or eigenvalues: the point "
         "is not a minimum of the quadratic model) were clamped to 0",
         RuntimeWarning,
         stacklevel=stacklevel + 1,
@@ -357,7 +357,7 @@ def _extra(curv, opt, prior, n) -> dict:
         d = (w - prior.mean[k].to(w)).pow(2) + opt.posterior_variance[k]
         scale_opt.setdefault(layer_of(k), []).append(d.reshape(-1))
     return {
-        "curvature_quantity": curv.quantity,
+        "curvature_quantity": curv.label,
         "curvature_kind": curv.kind,
         "curvature_structure": curv.structure,
         "curvature_trace": curv.trace(),
