@@ -305,3 +305,13 @@ def test_per_output_losses_one_hot_class_labels_in_the_likelihood():
             loss_value(name, z, torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"unknown loss='hinge'"):
         train(net(), loader(*blobs()), epochs=1, lr=0.1, loss="hinge", progress=False)
+
+
+def test_sgd_momentum_outside_0_1_is_refused():
+    """Heavy-ball SGD diverges for μ ≥ 1: train() names the option instead of training."""
+    model = torch.nn.Linear(2, 2)
+    loader = [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))]
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="momentum must lie in"):
+            train(model, loader, epochs=1, lr=0.1, momentum=bad)
+    train(model, loader, epochs=1, lr=0.1, optimizer="adam", momentum=1.5)  # Adam ignores it

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._base.checks import check_choice
+from ._base.checks import check_choice, check_momentum
 from ._base.likelihoods import LOSSES, get_loss, is_class_labels
 from ._base.progress import progress_enabled
 from .models.modes import eval_mode
@@ -185,6 +185,7 @@ def _make_optimizer(
     name: str, params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     if name == "sgd":
+        momentum = check_momentum("momentum", momentum)
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

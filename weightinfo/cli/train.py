@@ -62,7 +62,7 @@ def train(
     lr: LrOpt = None,
     optimizer: OptimizerOpt = None,
     batch_size: _BatchSizeOpt = None,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
+    momentum: Annotated[float, typer.Option(help="SGD momentum, in [0, 1).")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
     schedule: Annotated[
         Literal["none", "cosine", "step", "exponential"],
