@@ -1,5 +1,5 @@
 """Settings of the random-labels experiment: the documented run (:data:`DEFAULTS`), the smoke test
-(:data:`QUICK`) and why the default β and λ (:data:`CHOICE_NOTE`).
+(:data:`QUICK`), why the default β and λ (:data:`CHOICE_NOTE`), and the checks of a run's settings.
 
 Read by the experiment (:mod:`weightinfo.experiments.random_labels`), its report and the command line
 (``weightinfo reproduce random-labels``), so each default is stated once.
@@ -7,9 +7,18 @@ Read by the experiment (:mod:`weightinfo.experiments.random_labels`), its report
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["CHOICE_KEYS", "CHOICE_NOTE", "DEFAULTS", "METHODS", "QUICK"]
+__all__ = [
+    "CHOICE_KEYS",
+    "CHOICE_NOTE",
+    "DEFAULTS",
+    "METHODS",
+    "QUICK",
+    "check_settings",
+    "parse_pairs",
+]
 
 METHODS = ("fisher", "variational")
 
@@ -68,3 +77,37 @@ QUICK: dict[str, Any] = {
     "variational_epochs": 5,
     "sensitivity": (),
 }
+
+
+def check_settings(fractions, methods, widths, beta, prior_scale, sensitivity):
+    """The settings as lists/tuples of numbers, or ``ValueError`` naming the bad one."""
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(not 0.0 <= f <= 1.0 for f in fractions):
+        raise ValueError(f"fractions must lie in [0, 1], got {fractions}")
+    if sorted(fractions) != fractions or len(set(fractions)) != len(fractions):
+        raise ValueError(f"fractions must be distinct and increasing, got {fractions}")
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if not methods or bad:
+        raise ValueError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    if not (math.isfinite(prior_scale) and prior_scale > 0):
+        raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale!r}")
+    widths = tuple(int(w) for w in widths)
+    sensitivity = [(float(b), float(lam)) for b, lam in sensitivity]
+    if any(not (math.isfinite(v) and v > 0) for pair in sensitivity for v in pair):
+        raise ValueError(f"sensitivity must hold (beta, lambda) pairs > 0, got {sensitivity}")
+    return fractions, methods, widths, sensitivity
+
+
+def parse_pairs(text: str) -> list[tuple[float, float]]:
+    """``"3e-7:0.05,1e-7:0.07"`` → ``[(3e-7, 0.05), (1e-7, 0.07)]``; ``"none"`` → ``[]``."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    out = []
+    for item in (t.strip() for t in text.replace(" ", ",").split(",")):
+        if item:
+            b, _, lam = item.partition(":")
+            out.append((float(b), float(lam)))
+    return out

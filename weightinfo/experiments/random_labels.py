@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from .._base.machine import machine_info
-from ._random_labels_defaults import CHOICE_NOTE, DEFAULTS, METHODS, QUICK
+from ._random_labels_defaults import CHOICE_NOTE, DEFAULTS, METHODS, QUICK, parse_pairs
+from ._random_labels_defaults import check_settings as _checked
 from ._random_labels_report import markdown as markdown
 from ._random_labels_report import plot as plot
 from ._random_labels_report import strictly_increasing, write_outputs
@@ -194,28 +195,6 @@ class _Measure:
             **kw,
         )
         return res, time.perf_counter() - tm
-
-
-def _checked(fractions, methods, widths, beta, prior_scale, sensitivity):
-    """The settings as lists/tuples of numbers, or ``ValueError`` naming the bad one."""
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(not 0.0 <= f <= 1.0 for f in fractions):
-        raise ValueError(f"fractions must lie in [0, 1], got {fractions}")
-    if sorted(fractions) != fractions or len(set(fractions)) != len(fractions):
-        raise ValueError(f"fractions must be distinct and increasing, got {fractions}")
-    methods = tuple(methods)
-    bad = [m for m in methods if m not in METHODS]
-    if not methods or bad:
-        raise ValueError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    if not (math.isfinite(prior_scale) and prior_scale > 0):
-        raise ValueError(f"prior_scale must be a finite number > 0, got {prior_scale!r}")
-    widths = tuple(int(w) for w in widths)
-    sensitivity = [(float(b), float(lam)) for b, lam in sensitivity]
-    if any(not (math.isfinite(v) and v > 0) for pair in sensitivity for v in pair):
-        raise ValueError(f"sensitivity must hold (beta, lambda) pairs > 0, got {sensitivity}")
-    return fractions, methods, widths, sensitivity
 
 
 def _fit_row(f: float, noise: dict, net, stop, epochs_run: int, ds, clean, t_train: float) -> dict:
@@ -510,15 +489,3 @@ def run(
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
-
-
-def parse_pairs(text: str) -> list[tuple[float, float]]:
-    """``"3e-7:0.05,1e-7:0.07"`` → ``[(3e-7, 0.05), (1e-7, 0.07)]``; ``"none"`` → ``[]``."""
-    if text.strip().lower() in ("", "none"):
-        return []
-    out = []
-    for item in (t.strip() for t in text.replace(" ", ",").split(",")):
-        if item:
-            b, _, lam = item.partition(":")
-            out.append((float(b), float(lam)))
-    return out
