@@ -5,22 +5,12 @@ import os
 import typing
 
 import pytest
-from typer.testing import CliRunner
 
-from weightinfo.cli import _common, app, certify, fisher, measure, train
+from tests.cli_helpers import SMALL, invoke
+from weightinfo.cli import _common, certify, fisher, measure, train
 from weightinfo.cli._common import all_or_nothing, check_output, hoist_global_flags
 
-runner = CliRunner()
-SMALL = ["--dataset", "digits", "--widths", "16", "--epochs", "1"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def _never(*args, **kwargs):

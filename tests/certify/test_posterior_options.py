@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import weightinfo.certificates as wc
+from tests.certify.cases import digits_mlp
 from weightinfo.certificates import posterior_fit as pf
-from weightinfo.data import load_dataset
-from weightinfo.models import build_model
 
 
 def test_logistic_surrogate_value_and_range():
@@ -56,11 +55,7 @@ def test_optimal_prior_scale_minimises_kl():
 
 @pytest.fixture(scope="module")
 def digits():
-    ds = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(16,))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    return ds, model, init
+    return digits_mlp(16)
 
 
 def test_fit_posterior_abs_w_start_without_training(digits):
