@@ -114,7 +114,7 @@ def test_plain_and_quiet_work_after_the_sub_command(position):
     "args,patch",
     [
         (["measure", *SMALL, "--out", "/proc/x"], "weightinfo.cli.measure.load_source"),
-        (["certify", *SMALL, "--out", "/proc/x"], "weightinfo.cli.certify.model_and_data"),
+        (["certify", *SMALL, "--out", "/proc/x"], "weightinfo.cli.certify.load_source"),
         (["fisher", *SMALL, "--json", "/proc/x/f.json"], "weightinfo.cli.fisher.load_source"),
         (["demo", "--out", "/proc/x"], "weightinfo.cli.demo.load_data"),
         (["train", *SMALL, "--out", "/proc/x/run.pt"], "weightinfo.checkpoint.load_training_data"),

@@ -212,7 +212,8 @@ def information_curve(
 
     Cost (Fisher method): one curvature computation, then per β the closed form and ``mc_samples`` passes over
     ``data``. Every point equals ``information(model, data, beta=β, ...)`` with the same arguments. The
-    variational method fits every β in turn, each warm-started from the previous posterior variance.
+    variational method fits every β in turn, each warm-started from the previous posterior variance
+    (``init_variance`` is taken only for a single β: it is how ``information`` starts a fit).
 
     Raises ``ValueError`` naming ``betas`` unless they are all finite and > 0 (and at least one).
     """
