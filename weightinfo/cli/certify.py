@@ -150,14 +150,8 @@ def certify_cmd(
         betas = _floats(beta, "--beta")
         check_momentum("--prior-momentum", prior_momentum)
         total_confidence(delta, delta_mc)  # before any training: δ, δ′ in (0, 1), δ + δ′ < 1
-        src = ModelSource(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            widths=widths,
-            epochs=epochs,
-            train_seed=seed,
-        )
+        # certify offers a subset of the model-source options; the others keep their defaults.
+        src = ModelSource(dataset, model, checkpoint, widths=widths, epochs=epochs, train_seed=seed)
         ck, ds, name, _, _ = load_source(src, quiet=quiet)
         check_fits(ck.meta.get("architecture", {}), ds)
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
