@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -15,3 +16,9 @@ if "WEIGHTINFO_DATA" not in os.environ and _SHARED.is_dir():
 os.environ.setdefault(
     "WEIGHTINFO_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "weightinfo-test-cache")
 )
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """Checkpoints trained on the fly go to a per-test cache (``tmp_path/cache``)."""
+    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))

@@ -8,30 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
+from tests.cli_helpers import SMALL, invoke, ok
 from weightinfo import load_checkpoint
-from weightinfo.cli import app
 from weightinfo.models import build_model
 
-runner = CliRunner()
-SMALL = ["--dataset", "digits", "--widths", "16", "--epochs", "1"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    """Checkpoints trained on the fly go to a per-test cache."""
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture(scope="module")

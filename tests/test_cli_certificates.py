@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from tests.cli_helpers import SMALL
 from weightinfo.cli import app
 from weightinfo.experiments import QUICK_BANNER
 
@@ -36,17 +38,12 @@ def test_reproduce_certificates_rejects_unknown_experiment(tmp_path):
     assert res.exit_code != 0 and "--which" in res.output
 
 
-def test_certify_cli_beta_grid_and_prior_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+@pytest.mark.usefixtures("isolated_cache")
+def test_certify_cli_beta_grid_and_prior_settings(tmp_path):
     out = tmp_path / "out"
     args = [
         "certify",
-        "--dataset",
-        "digits",
-        "--widths",
-        "16",
-        "--epochs",
-        "1",
+        *SMALL,
         "--posterior",
         "information",
         "--beta",

@@ -3,32 +3,16 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli_helpers import SMALL, invoke, ok
 from weightinfo.checkpoint import train_or_load
-from weightinfo.cli import app
 from weightinfo.data import load_dataset
 from weightinfo.iw import information
 from weightinfo.report import to_jsonable
 
-runner = CliRunner()
-SMALL = ["--dataset", "digits", "--widths", "16", "--epochs", "1"]
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
 
 
 def _png(path):

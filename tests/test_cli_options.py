@@ -5,22 +5,12 @@ import os
 import typing
 
 import pytest
-from typer.testing import CliRunner
 
-from weightinfo.cli import _common, app, certify, fisher, measure, train
+from tests.cli_helpers import SMALL, invoke
+from weightinfo.cli import _common, certify, fisher, measure, train
 from weightinfo.cli._common import all_or_nothing, check_output, hoist_global_flags
 
-runner = CliRunner()
-SMALL = ["--dataset", "digits", "--widths", "16", "--epochs", "1"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def _never(*args, **kwargs):
@@ -124,7 +114,7 @@ def test_plain_and_quiet_work_after_the_sub_command(position):
     "args,patch",
     [
         (["measure", *SMALL, "--out", "/proc/x"], "weightinfo.cli.measure.load_source"),
-        (["certify", *SMALL, "--out", "/proc/x"], "weightinfo.cli.certify.model_and_data"),
+        (["certify", *SMALL, "--out", "/proc/x"], "weightinfo.cli.certify.load_source"),
         (["fisher", *SMALL, "--json", "/proc/x/f.json"], "weightinfo.cli.fisher.load_source"),
         (["demo", "--out", "/proc/x"], "weightinfo.cli.demo.load_data"),
         (["train", *SMALL, "--out", "/proc/x/run.pt"], "weightinfo.checkpoint.load_training_data"),

@@ -4,29 +4,18 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import weightinfo.certificates as wc
-from weightinfo.cli import app
-from weightinfo.data import load_dataset
-from weightinfo.models import build_model
+from tests.certify.cases import digits_mlp, split_kwargs
+from tests.cli_helpers import SMALL, ok
 
 
 @pytest.fixture(scope="module")
 def setup():
-    ds = load_dataset("digits", seed=0)
-    pi, bi = ds.prior_bound_split(0.5, 0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(32,))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
+    ds, model, init = digits_mlp(32)
     kw = dict(
-        prior_data=(ds.x_train[pi], ds.y_train[pi]),
-        posterior_data=(ds.x_train, ds.y_train),
-        bound_data=(ds.x_train[bi], ds.y_train[bi]),
+        split_kwargs(ds, init),
         test_data=(ds.x_test, ds.y_test),
-        init_state=init,
-        prior_indices=pi,
-        bound_indices=bi,
         prior_epochs=20,
         posterior_epochs=5,
         mc_samples=200,
@@ -57,7 +46,9 @@ def test_root_entry_point_without_test_data(setup):
     import weightinfo
 
     _, model, kw = setup
-    c = weightinfo.certify(model, **{**kw, "posterior_epochs": 1, "mc_samples": 20, "test_data": None})
+    c = weightinfo.certify(
+        model, **{**kw, "posterior_epochs": 1, "mc_samples": 20, "test_data": None}
+    )
     assert c.test_error is None and c.risk_bound <= 1
 
 
@@ -111,27 +102,10 @@ def test_bad_arguments_raise(setup, bad):
         wc.certify(model, **{**kw, **bad})
 
 
-def test_cli_writes_certificate(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+@pytest.mark.usefixtures("isolated_cache")
+def test_cli_writes_certificate(tmp_path):
     out = tmp_path / "out"
-    args = [
-        "certify",
-        "--dataset",
-        "digits",
-        "--widths",
-        "16",
-        "--epochs",
-        "1",
-        "--mc-samples",
-        "20",
-        "--posterior-epochs",
-        "2",
-        "--out",
-        str(out),
-        "-q",
-    ]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, (res.output, res.exception)
+    res = ok("certify", *SMALL, "--mc-samples", 20, "--posterior-epochs", 2, "--out", out, "-q")
     assert "risk bound" in res.stdout
     d = json.loads((out / "certificate.json").read_text())
     assert set(d) == set(wc.Certificate.__dataclass_fields__) | {"confidence"}

@@ -8,13 +8,13 @@ from typer.testing import CliRunner
 
 import weightinfo
 import weightinfo.certificates as wc
+from tests.certify.cases import digits_mlp
 from weightinfo import bounds
 from weightinfo.certificates import MonteCarloOptions, PosteriorOptions, PriorOptions
 from weightinfo.certificates import posterior_fit as pf
 from weightinfo.certificates.options import FLAT_KEYWORDS, resolve_options
 from weightinfo.checkpoint import save_checkpoint
 from weightinfo.cli import app
-from weightinfo.data import load_dataset
 from weightinfo.data.splits import prior_bound_split
 from weightinfo.models import build_model
 
@@ -23,11 +23,7 @@ from .test_certify_pinned import CASES, PINNED, _setup
 
 @pytest.fixture(scope="module")
 def digits():
-    ds = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(8,))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    return ds, model, init
+    return digits_mlp(8)
 
 
 def _small(ds, init, **kw):

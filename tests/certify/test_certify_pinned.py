@@ -2,11 +2,9 @@
 split into option objects and named steps (recorded on commit 38e7d8f with OMP_NUM_THREADS=1)."""
 
 import pytest
-import torch
 
 import weightinfo.certificates as wc
-from weightinfo.data import load_dataset
-from weightinfo.models import build_model
+from tests.certify.cases import digits_mlp, split_kwargs
 
 CASES = {
     "optimize": dict(prior_epochs=2, posterior_epochs=1, mc_samples=50, test="yes"),
@@ -125,20 +123,8 @@ PINNED = {
 
 
 def _setup():
-    ds = load_dataset("digits", seed=0)
-    pi, bi = ds.prior_bound_split(0.5, 0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(16,))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    kw = dict(
-        prior_data=(ds.x_train[pi], ds.y_train[pi]),
-        posterior_data=(ds.x_train, ds.y_train),
-        bound_data=(ds.x_train[bi], ds.y_train[bi]),
-        init_state=init,
-        prior_indices=pi,
-        bound_indices=bi,
-    )
-    return ds, model, kw
+    ds, model, init = digits_mlp(16)
+    return ds, model, split_kwargs(ds, init)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

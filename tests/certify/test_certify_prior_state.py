@@ -6,17 +6,14 @@ import pytest
 import torch
 
 import weightinfo.certificates as wc
+from tests.certify.cases import digits_mlp
 from weightinfo.certificates import posterior_fit as pf
-from weightinfo.data import load_dataset
-from weightinfo.models import build_model
 
 
 @pytest.fixture(scope="module")
 def setup():
-    ds = load_dataset("digits", seed=0)
+    ds, model, _ = digits_mlp(32)
     pi, bi = ds.prior_bound_split(0.5, 0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(32,))
     w0 = pf.train_prior_mean(model, (ds.x_train[pi], ds.y_train[pi]), epochs=5, seed=0)
     kw = dict(
         posterior_data=(ds.x_train, ds.y_train),

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import weightinfo.certificates as wc
+from tests.certify.cases import digits_mlp
 from weightinfo.certificates import posterior_fit as pf
-from weightinfo.data import load_dataset
-from weightinfo.models import build_model
 
 
 def test_logistic_surrogate_value_and_range():
@@ -56,11 +55,7 @@ def test_optimal_prior_scale_minimises_kl():
 
 @pytest.fixture(scope="module")
 def digits():
-    ds = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=(16,))
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    return ds, model, init
+    return digits_mlp(16)
 
 
 def test_fit_posterior_abs_w_start_without_training(digits):
@@ -88,13 +83,18 @@ def test_fit_posterior_abs_w_start_without_training(digits):
 def test_certify_learnt_prior_scale_dr_recipe(digits):
     ds, model, init = digits
     grid = [0.1 * math.exp(-j / 100) for j in range(0, 500)]
-    c = wc.certify(
-        model,
+    # The same data for fitting and bounding, prior at the initial weights, λ learnt on the grid.
+    common = dict(
         posterior_data=(ds.x_train, ds.y_train),
         bound_data=(ds.x_train, ds.y_train),
         prior="init",
         init_state=init,
         prior_scale=grid,
+        learn_prior_scale=True,
+    )
+    c = wc.certify(
+        model,
+        **common,
         posterior_init="model",
         objective="fclassic",
         surrogate="logistic",
@@ -102,7 +102,6 @@ def test_certify_learnt_prior_scale_dr_recipe(digits):
         posterior_optimizer="rmsprop",
         posterior_lr=1e-3,
         posterior_epochs=1,
-        learn_prior_scale=True,
         mc="per_example",
         mc_samples=5,
         k_union=510,
@@ -115,13 +114,4 @@ def test_certify_learnt_prior_scale_dr_recipe(digits):
     assert len(c.grid) <= 2 and c.posterior_options["surrogate"] == "logistic"
     assert 0 <= c.empirical_risk <= c.mc_upper <= c.risk_bound <= 1
     with pytest.raises(ValueError, match="k_union"):
-        wc.certify(
-            model,
-            posterior_data=(ds.x_train, ds.y_train),
-            bound_data=(ds.x_train, ds.y_train),
-            prior="init",
-            init_state=init,
-            prior_scale=grid,
-            learn_prior_scale=True,
-            k_union=10,
-        )
+        wc.certify(model, **common, k_union=10)

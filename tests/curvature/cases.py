@@ -177,3 +177,13 @@ def dense_fisher(
 
 def flat_diag(diag: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(-1) for v in diag.values()])
+
+
+def tanh_mlp_data():
+    """A 4-5-3 tanh MLP (float64, eval, seed 0) and 10 random inputs with class labels (seed 1)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double().eval()
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    Y = torch.randint(0, 3, (10,), generator=g)
+    return model, (X, Y)

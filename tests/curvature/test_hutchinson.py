@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
+from tests.curvature.cases import tanh_mlp_data
 from weightinfo.curvature.hutchinson import Estimate, hutchinson_diagonal, hutchinson_trace
 from weightinfo.curvature.products import CurvatureOperator, MatrixOperator
 
@@ -19,12 +19,7 @@ def spd(n: int = 30, seed: int = 0) -> torch.Tensor:
 
 
 def small_ggn():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double().eval()
-    g = torch.Generator().manual_seed(1)
-    X = torch.randn(10, 4, generator=g, dtype=torch.float64)
-    Y = torch.randint(0, 3, (10,), generator=g)
-    return CurvatureOperator(model, (X, Y), "ggn")
+    return CurvatureOperator(*tanh_mlp_data(), "ggn")
 
 
 @pytest.mark.parametrize("distribution", ["rademacher", "gaussian"])

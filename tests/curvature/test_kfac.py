@@ -118,6 +118,14 @@ def mlp(gen_seed=0, k=3, inplace=True):
     ).eval()
 
 
+def mlp_problem(loss, n, seed):
+    """``mlp()`` with ``n`` inputs and targets for ``loss`` drawn from a generator seeded ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    model = mlp()
+    X = torch.randn(n, 4, generator=gen)
+    return model, X, make_targets(loss, n, 3, gen)
+
+
 def cnn(k=3, padding_mode="reflect"):
     torch.manual_seed(1)
     return nn.Sequential(
@@ -212,11 +220,8 @@ def test_bias_free_frozen_and_float32():
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
 def test_mlp_factors_hand_formula(loss):
-    gen = torch.Generator().manual_seed(5)
-    model = mlp()
     N = 7
-    X = torch.randn(N, 4, generator=gen)
-    Y = make_targets(loss, N, 3, gen)
+    model, X, Y = mlp_problem(loss, N, seed=5)
     blocks, n = kfac_blocks(model, (X, Y), loss=loss)
     ref = hand_kfac_sequential(model, X, Y, loss)
     assert n == N and [b.weight_name for b in blocks] == list(ref)
@@ -488,11 +493,7 @@ def test_curvlinops_cnn_sequence_and_two_calls():
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits", "mse"])
 def test_mc_converges_to_exact_and_is_seeded(loss):
-    gen = torch.Generator().manual_seed(13)
-    model = mlp()
-    N = 10
-    X = torch.randn(N, 4, generator=gen)
-    Y = make_targets(loss, N, 3, gen)
+    model, X, Y = mlp_problem(loss, 10, seed=13)
     exact, _ = kfac_blocks(model, (X, Y), loss=loss)
 
     def rel_err(blocks):
@@ -518,10 +519,7 @@ def test_mc_converges_to_exact_and_is_seeded(loss):
 
 
 def test_batching_does_not_change_exact_result():
-    gen = torch.Generator().manual_seed(14)
-    model = mlp()
-    X = torch.randn(9, 4, generator=gen)
-    Y = make_targets("cross_entropy", 9, 3, gen)
+    model, X, Y = mlp_problem("cross_entropy", 9, seed=14)
     whole, n1 = kfac_blocks(model, (X, Y))
     parts, n2 = kfac_blocks(model, [(X[:4], Y[:4]), (X[4:], Y[4:])])
     small, n3 = kfac_blocks(model, (X, Y), batch_size=2, mc_samples=7)  # mc_samples: ignored

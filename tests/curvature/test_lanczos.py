@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
+from tests.curvature.cases import tanh_mlp_data
 from weightinfo.curvature.hutchinson import hutchinson_trace
 from weightinfo.curvature.lanczos import lanczos, slq_logdet, top_eigenvalues
 from weightinfo.curvature.products import CurvatureOperator, MatrixOperator
@@ -17,15 +17,6 @@ def spd(n: int, seed: int = 0, decay: bool = True) -> torch.Tensor:
     Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
     ev = torch.logspace(1, -4, n, dtype=torch.float64) if decay else torch.rand(n, generator=g) + 1
     return (Q * ev) @ Q.t()
-
-
-def mlp_data():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double().eval()
-    g = torch.Generator().manual_seed(1)
-    X = torch.randn(10, 4, generator=g, dtype=torch.float64)
-    Y = torch.randint(0, 3, (10,), generator=g)
-    return model, (X, Y)
 
 
 def test_lanczos_basis_is_orthonormal_and_tridiagonalises():
@@ -74,7 +65,7 @@ def test_slq_with_full_krylov_space_equals_hutchinson_on_the_matrix_log():
 
 
 def test_slq_logdet_of_ggn_operator():
-    model, data = mlp_data()
+    model, data = tanh_mlp_data()
     op = CurvatureOperator(model, data, "ggn")
     G = op.to_dense()
     delta = 1e-2
@@ -85,7 +76,7 @@ def test_slq_logdet_of_ggn_operator():
 
 
 def test_top_eigenvalues_of_ggn_and_hessian():
-    model, data = mlp_data()
+    model, data = tanh_mlp_data()
     for curvature, which in (("ggn", "LA"), ("hessian", "LM")):
         op = CurvatureOperator(model, data, curvature)
         ev = torch.linalg.eigvalsh(op.to_dense())

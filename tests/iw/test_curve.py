@@ -156,6 +156,18 @@ def test_variational_curve_warm_starts_each_beta_from_the_previous_fit():
     assert c.results[0].nats > c.results[1].nats  # less information at larger beta
 
 
+def test_variational_init_variance_starts_a_one_beta_curve_and_is_refused_for_several():
+    # information() is the one-β curve, so the curve takes init_variance when there is one β to start.
+    model, data, kw = _model(), _data(), {**KW, "method": "variational", "max_epochs": 1}
+    start = information(model, data, beta=1e-2, **kw).posterior_variance
+    one = information_curve(model, data, betas=[1e-2], init_variance=start, **kw)
+    direct = information(model, data, beta=1e-2, init_variance=start, **kw)
+    assert one.results[0].extra["init_var"].startswith("init_variance")
+    assert one.results[0].nats == direct.nats
+    with pytest.raises(TypeError, match="init_variance"):
+        information_curve(model, data, betas=[1e-3, 1e-2], init_variance=start, **kw)
+
+
 @pytest.mark.parametrize(
     "options",
     [

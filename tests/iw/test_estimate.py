@@ -8,27 +8,11 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
+from tests.iw import cases
+from tests.iw.cases import D64
 from weightinfo.curvature import fisher, hessian
 from weightinfo.iw.estimate import information
 from weightinfo.iw.result import InformationResult
-
-D64 = torch.float64
-
-
-def _g(s: float) -> float:
-    return math.log1p(s) - s / (1 + s)
-
-
-def _regression(d=4, N=30, seed=0):
-    """Bias-free linear model at its least-squares optimum: ℓ = ½(y − wᵀx)², H = XᵀX/N exactly."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(N, d, generator=g, dtype=D64) * torch.linspace(0.3, 2.0, d, dtype=D64)
-    y = X @ torch.randn(d, generator=g, dtype=D64) + 0.3 * torch.randn(N, generator=g, dtype=D64)
-    w = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(w[None])
-    return model, X, y[:, None], X.T @ X / N
 
 
 def _mlp(seed=0, bn=False):
@@ -54,13 +38,13 @@ def _reg_info(model, X, Y, **kw):
 
 @pytest.mark.parametrize("structure", ["diag", "full"])
 def test_linear_gaussian_closed_form(structure):
-    model, X, Y, H = _regression()
+    model, X, Y, H = cases.regression()
     lam, beta = 0.7, 0.05
     r = _reg_info(model, X, Y, structure=structure, mc_samples=0)
     assert isinstance(r, InformationResult)
     w = model.weight.detach()[0]
     h = torch.linalg.eigvalsh(H) if structure == "full" else torch.diagonal(H)
-    hand = float(w @ w) / (2 * lam**2) + 0.5 * sum(_g(lam**2 * float(x) / beta) for x in h)
+    hand = float(w @ w) / (2 * lam**2) + 0.5 * sum(cases.g(lam**2 * float(x) / beta) for x in h)
     assert r.nats == pytest.approx(hand, rel=1e-8)
     assert r.bits == pytest.approx(hand / math.log(2), rel=1e-8)
     Sigma = torch.linalg.inv(H / beta + torch.eye(4, dtype=D64) / lam**2)  # Gibbs covariance
@@ -80,7 +64,7 @@ def test_linear_gaussian_closed_form(structure):
 
 @pytest.mark.parametrize("structure", ["diag", "full"])
 def test_expected_loss_monte_carlo(structure):
-    model, X, Y, _ = _regression(seed=5)
+    model, X, Y, _ = cases.regression(seed=5)
     r = _reg_info(model, X, Y, structure=structure, beta=0.5, mc_samples=300, seed=3)
     assert r.expected_loss_stderr > 0
     assert abs(r.expected_loss - r.expected_loss_quadratic) < 4 * r.expected_loss_stderr
@@ -222,7 +206,7 @@ def test_monotone_in_beta_and_large_beta_limit():
 
 
 def test_small_beta_label_and_singular_refusal():
-    model, X, Y, H = _regression()
+    model, X, Y, H = cases.regression()
     r = _reg_info(
         model, X, Y, structure="full", approximation="small_beta", beta=1e-3, mc_samples=0
     )

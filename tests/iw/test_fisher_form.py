@@ -1,32 +1,14 @@
 """Closed forms of the quadratic model (fisher_form) against hand formulas, the Gaussian KL and brute force."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
 
+from tests.iw import cases
+from tests.iw.cases import D64
 from weightinfo.curvature import Curvature, DenseBlock, DiagBlock, fisher, hessian
 from weightinfo.iw.fisher_form import gaussian_optimum
 from weightinfo.posterior import DiagGaussian, kl_diag_per_parameter, make_prior
-
-D64 = torch.float64
-
-
-def _g(s: float) -> float:
-    return math.log1p(s) - s / (1 + s)
-
-
-def _regression(d=4, N=30, seed=0):
-    """Bias-free linear model at its least-squares optimum: ℓ = ½(y − wᵀx)², H = XᵀX/N exactly."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(N, d, generator=g, dtype=D64) * torch.linspace(0.3, 2.0, d, dtype=D64)
-    y = X @ torch.randn(d, generator=g, dtype=D64) + 0.3 * torch.randn(N, generator=g, dtype=D64)
-    w = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(w[None])
-    return model, X, y[:, None], X.T @ X / N
 
 
 def _weights(model):
@@ -57,7 +39,7 @@ def _cls_data(n=12, d=3, c=3, seed=1):
 
 
 def test_linear_gaussian_full_closed_form_and_gibbs_covariance():
-    model, X, Y, H = _regression()
+    model, X, Y, H = cases.regression()
     lam, beta = 0.7, 0.05
     prior = make_prior(model, prior_scale=lam)
     curv = hessian(model, (X, Y), structure="full", loss="mse")
@@ -65,7 +47,7 @@ def test_linear_gaussian_full_closed_form_and_gibbs_covariance():
     opt = gaussian_optimum(curv, prior, _weights(model), beta)
     w = model.weight.detach()[0]
     h = torch.linalg.eigvalsh(H)
-    hand = float(w @ w) / (2 * lam**2) + 0.5 * sum(_g(lam**2 * float(x) / beta) for x in h)
+    hand = float(w @ w) / (2 * lam**2) + 0.5 * sum(cases.g(lam**2 * float(x) / beta) for x in h)
     assert opt.nats == pytest.approx(hand, rel=1e-10, abs=1e-10)
     assert opt.kl == pytest.approx(hand, rel=1e-12)
     # Σ* = β (H + β/λ² I)^{-1} = (H/β + I/λ²)^{-1}: the covariance of the Gibbs posterior ∝ P exp(−L_D/β)
@@ -82,7 +64,7 @@ def test_linear_gaussian_full_closed_form_and_gibbs_covariance():
 
 
 def test_full_sigma_minimises_quadratic_lagrangian():
-    model, X, Y, H = _regression(seed=3)
+    model, X, Y, H = cases.regression(seed=3)
     lam, beta = 1.3, 0.2
     opt = gaussian_optimum(
         hessian(model, (X, Y), structure="full", loss="mse"),
@@ -106,13 +88,13 @@ def test_full_sigma_minimises_quadratic_lagrangian():
 
 
 def test_diag_closed_form_kl_and_minimum():
-    model, X, Y, H = _regression(seed=1)
+    model, X, Y, H = cases.regression(seed=1)
     lam, beta = 0.9, 0.1
     prior = make_prior(model, prior_scale=lam)
     opt = gaussian_optimum(hessian(model, (X, Y), loss="mse"), prior, _weights(model), beta)
     w, h = model.weight.detach()[0], torch.diagonal(H)
     for i in range(4):
-        hand = float(w[i]) ** 2 / (2 * lam**2) + 0.5 * _g(lam**2 * float(h[i]) / beta)
+        hand = float(w[i]) ** 2 / (2 * lam**2) + 0.5 * cases.g(lam**2 * float(h[i]) / beta)
         assert float(opt.per_parameter["weight"][0, i]) == pytest.approx(hand, rel=1e-10)
     var = opt.posterior_variance["weight"]
     assert torch.allclose(var[0], beta / (h + beta / lam**2), rtol=1e-12)
@@ -177,7 +159,7 @@ def test_kfac_equals_full_when_exact():
 
 
 def test_paper_convention_is_corrected_at_half_beta_minus_half_per_weight():
-    model, X, Y, _ = _regression(seed=2)
+    model, X, Y, _ = cases.regression(seed=2)
     prior = make_prior(model, prior_scale=1.1)
     for structure in ("diag", "full"):
         curv = hessian(model, (X, Y), structure=structure, loss="mse")
@@ -190,7 +172,7 @@ def test_paper_convention_is_corrected_at_half_beta_minus_half_per_weight():
 
 
 def test_small_beta_approximation_and_singular_refusal():
-    model, X, Y, H = _regression(seed=4)
+    model, X, Y, H = cases.regression(seed=4)
     lam, beta = 2.0, 1e-3
     prior = make_prior(model, prior_scale=lam)
     curv = hessian(model, (X, Y), structure="full", loss="mse")
@@ -202,7 +184,7 @@ def test_small_beta_approximation_and_singular_refusal():
     assert float(opt.per_parameter["weight"].sum()) == pytest.approx(opt.nats, rel=1e-12)
     assert opt.kl > opt.nats  # ln s − 1 < g(s)
     # fewer samples than weights: XᵀX/N is singular, ½ ln|F| = −∞
-    model, X, Y, _ = _regression(d=5, N=3)
+    model, X, Y, _ = cases.regression(d=5, N=3)
     prior = make_prior(model, prior_scale=lam)
     for structure in ("diag", "full"):
         curv = hessian(
@@ -241,12 +223,12 @@ def test_negative_curvature_is_clamped_and_counted():
     b = gaussian_optimum(curv_d, prior, w, 0.5)
     assert a.n_negative == b.n_negative == 1
     assert a.nats == pytest.approx(b.nats, abs=1e-14)
-    assert a.nats == pytest.approx(0.25 + 0.5 * _g(4.0), abs=1e-14)
+    assert a.nats == pytest.approx(0.25 + 0.5 * cases.g(4.0), abs=1e-14)
     assert float(a.posterior_variance["w"][0]) == pytest.approx(1.0)  # flat direction: σ² = λ²
 
 
 def test_bad_inputs():
-    model, X, Y, _ = _regression()
+    model, X, Y, _ = cases.regression()
     curv = hessian(model, (X, Y), loss="mse")
     prior = make_prior(model, prior_scale=1.0)
     for beta in (0.0, -1.0, float("nan"), float("inf")):

@@ -164,3 +164,7 @@ def test_expected_loss_checks():
         expected_loss(m, (X, Y), q, loss="mse", mc_samples=0)
     _, se = expected_loss(m, (X, Y), q, loss="mse", mc_samples=1)
     assert math.isnan(se)
+    # One reading of local_reparam for expected_loss and lagrangian: a bool, "exact" or "all".
+    for bad in (None, "none", 2):
+        with pytest.raises(ValueError, match="local_reparam"):
+            expected_loss(m, (X, Y), q, loss="mse", local_reparam=bad)

@@ -404,68 +404,40 @@ def cached_train(
     return ck, hit
 
 
-def model_and_data(
-    *,
-    checkpoint: Path | None,
-    dataset: str | None,
-    model: str | None,
-    model_kw: dict,
-    epochs: int | None,
-    lr: float | None,
-    optimizer: str | None,
-    train_batch_size: int | None,
-    train_seed: int,
-    data_seed: int | None,
-    data_root: Path | None,
-    download: bool,
-    quiet: bool,
-):
-    """The model to measure and its training data, from ``checkpoint`` or trained on the fly (cached).
+def load_source(src: ModelSource, *, quiet: bool):
+    """The model to measure and its training data, from ``src.checkpoint`` or trained on the fly (cached).
 
     Returns ``(ck, ds, dataset name, split seed, cache hit)``; the cache hit is None for a checkpoint.
     """
-    if checkpoint is not None:
+    if src.checkpoint is not None:
         ck, ds, name, dseed = from_checkpoint(
-            checkpoint, dataset=dataset, data_seed=data_seed, root=data_root, download=download
+            src.checkpoint,
+            dataset=src.dataset,
+            data_seed=src.data_seed,
+            root=src.data_root,
+            download=src.download,
         )
         return ck, ds, name, dseed, None
-    if dataset is None:
+    if src.dataset is None:
         raise ValueError("--dataset is required without --checkpoint")
-    name, dseed = dataset, 0 if data_seed is None else data_seed
-    ds = load_data(name, seed=dseed, root=data_root, download=download)
-    mname, kwargs = resolve_model(name, model, model_kw)
-    s = train_settings(name, epochs, lr, optimizer, train_batch_size)
+    name, dseed = src.dataset, 0 if src.data_seed is None else src.data_seed
+    ds = load_data(name, seed=dseed, root=src.data_root, download=src.download)
+    mname, kwargs = resolve_model(
+        name, src.model, model_kwargs(src.widths, src.width, src.model_arg)
+    )
+    s = train_settings(name, src.epochs, src.lr, src.optimizer, src.train_batch_size)
     ck, hit = cached_train(
         name,
         mname,
         kwargs,
         s,
-        seed=train_seed,
+        seed=src.train_seed,
         data_seed=dseed,
-        data_root=data_root,
-        download=download,
-        quiet=quiet,
-    )
-    return ck, ds, name, dseed, hit
-
-
-def load_source(src: ModelSource, *, quiet: bool):
-    """:func:`model_and_data` for the options gathered in ``src``."""
-    return model_and_data(
-        checkpoint=src.checkpoint,
-        dataset=src.dataset,
-        model=src.model,
-        model_kw=model_kwargs(src.widths, src.width, src.model_arg),
-        epochs=src.epochs,
-        lr=src.lr,
-        optimizer=src.optimizer,
-        train_batch_size=src.train_batch_size,
-        train_seed=src.train_seed,
-        data_seed=src.data_seed,
         data_root=src.data_root,
         download=src.download,
         quiet=quiet,
     )
+    return ck, ds, name, dseed, hit
 
 
 def training_data(ck, ds, *, loss: str, n_samples: int | None):

@@ -92,7 +92,7 @@ OptimizerOpt = Annotated[
     Literal["sgd", "adam"] | None, typer.Option(help=_defaults_help("Optimizer", "optimizer"))
 ]
 DataSeedOpt = Annotated[int, typer.Option(help="Seed of the dataset's train/test split.")]
-# For commands that take --checkpoint or train a model on the fly (model_and_data):
+# For commands that take --checkpoint or train a model on the fly (load_source):
 TrainBatchSizeOpt = Annotated[
     int | None,
     typer.Option(min=1, help=_defaults_help("Training batch size (no --checkpoint)", "batch_size")),

@@ -19,13 +19,13 @@ from ._common import (
     DatasetOpt,
     EpochsOpt,
     ModelOpt,
+    ModelSource,
     Quiet,
     WidthsOpt,
     all_or_nothing,
     check_output,
     info,
-    model_and_data,
-    model_kwargs,
+    load_source,
     say,
     user_errors,
 )
@@ -150,21 +150,9 @@ def certify_cmd(
         betas = _floats(beta, "--beta")
         check_momentum("--prior-momentum", prior_momentum)
         total_confidence(delta, delta_mc)  # before any training: δ, δ′ in (0, 1), δ + δ′ < 1
-        ck, ds, name, _, _ = model_and_data(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            model=model,
-            model_kw=model_kwargs(widths, None, None),
-            epochs=epochs,
-            lr=None,
-            optimizer=None,
-            train_batch_size=None,
-            train_seed=seed,
-            data_seed=None,
-            data_root=None,
-            download=False,
-            quiet=quiet,
-        )
+        # certify offers a subset of the model-source options; the others keep their defaults.
+        src = ModelSource(dataset, model, checkpoint, widths=widths, epochs=epochs, train_seed=seed)
+        ck, ds, name, _, _ = load_source(src, quiet=quiet)
         check_fits(ck.meta.get("architecture", {}), ds)
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
         n_test = int(round(test_fraction * ds.n_test))

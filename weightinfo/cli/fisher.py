@@ -4,8 +4,7 @@ The model comes from ``--checkpoint`` or is trained on the fly with the dataset'
 cached (:func:`weightinfo.train_or_load`). The expectation over labels (``--kind``: exact, Monte
 Carlo or empirical) and the matrix structure (``--structure``) are those of
 :func:`weightinfo.fisher`. The table goes to stdout; ``--json`` also writes the result (schema in
-:mod:`weightinfo.cli`). :func:`compute_fisher`, :func:`print_fisher` and :func:`fisher_payload`
-are shared with ``weightinfo demo``.
+:mod:`weightinfo.cli`). :func:`fisher_payload` is shared with ``weightinfo demo``.
 """
 
 from __future__ import annotations
@@ -35,39 +34,20 @@ from ._common import (
 from ._options import model_source_options
 
 
-def compute_fisher(
-    ck,
-    ds,
-    *,
-    kind: str,
-    structure: str,
-    loss: str,
-    mc_samples: int,
-    seed: int,
-    batch_size: int,
-    n_samples: int | None,
-    quiet: bool,
-):
+def compute_fisher(ck, ds, *, n_samples: int | None, quiet: bool, **settings):
     """The Fisher of checkpoint ``ck``'s model on the first ``n_samples`` training samples of
-    ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``."""
+    ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``.
+    ``settings``: the keywords of :func:`weightinfo.fisher` (kind, structure, loss, mc_samples, seed,
+    batch_size)."""
     from ..curvature import fisher
 
-    x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
+    x, y = training_data(ck, ds, loss=settings["loss"], n_samples=n_samples)
     n = int(x.shape[0])
     model = ck.model.eval()
-    info(f"computing the {kind} {structure} Fisher ({loss}) on {n} training samples", quiet)
+    what = f"{settings['kind']} {settings['structure']} Fisher ({settings['loss']})"
+    info(f"computing the {what} on {n} training samples", quiet)
     t0 = time.perf_counter()
-    F = fisher(
-        model,
-        (x, y),
-        kind=kind,
-        structure=structure,
-        loss=loss,
-        mc_samples=mc_samples,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress_enabled(quiet),
-    )
+    F = fisher(model, (x, y), **settings, progress=progress_enabled(quiet))
     return F, time.perf_counter() - t0
 
 
@@ -127,18 +107,15 @@ def fisher_cmd(
             check_output(json_out, "--json", folder=False)
         ck, ds, name, dseed, cached = load_source(src, quiet=quiet)
         loss = loss or (ck.meta.get("train_config") or {}).get("loss") or "cross_entropy"
-        F, elapsed = compute_fisher(
-            ck,
-            ds,
-            kind=kind,
-            structure=structure,
-            loss=loss,
-            mc_samples=mc_samples,
-            seed=seed,
-            batch_size=batch_size,
-            n_samples=n_samples,
-            quiet=quiet,
-        )
+        settings = {
+            "kind": kind,
+            "structure": structure,
+            "loss": loss,
+            "mc_samples": mc_samples,
+            "batch_size": batch_size,
+            "seed": seed,
+        }
+        F, elapsed = compute_fisher(ck, ds, n_samples=n_samples, quiet=quiet, **settings)
         print_fisher(F, elapsed)
         if json_out is not None:
             from ..report import write_json_atomic
@@ -149,13 +126,8 @@ def fisher_cmd(
                 "checkpoint": str(ck.path),
                 "checkpoint_given": src.checkpoint is not None,
                 "cache_hit": cached,
-                "kind": kind,
-                "structure": structure,
-                "loss": loss,
-                "mc_samples": mc_samples,
+                **settings,
                 "n_samples": F.n_samples,
-                "batch_size": batch_size,
-                "seed": seed,
             }
             write_json_atomic(json_out, fisher_payload("fisher", options, ck.meta, F, elapsed))
             info(f"wrote {json_out}", quiet)

@@ -120,15 +120,7 @@ class LayerTable(RowTable):
     """Per-layer summary rows (one dict per module): ``layer, type, n_params, trace, share, mean``."""
 
     def __str__(self) -> str:
-        head = f"{'layer':<28} {'type':<18} {'params':>9} {'trace':>12} {'share':>7} {'mean':>11}"
-        return self._render(
-            head,
-            [
-                f"{r['layer'] or '<root>':<28.28} {r['type']:<18.18} {r['n_params']:>9d} "
-                f"{r['trace']:>12.5g} {100 * r['share']:>6.2f}% {r['mean']:>11.4g}"
-                for r in self.rows
-            ],
-        )
+        return self._render_layers("trace", "mean", ("trace", "mean"), type_width=18)
 
 
 @dataclass(frozen=True)

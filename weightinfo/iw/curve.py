@@ -12,8 +12,8 @@ sample** (β_sum = N·β), information in nats.
 ``method="fisher"`` runs the Fisher-form pipeline (``weightinfo.iw.points``): the curvature **once**, the closed
 form (``gaussian_optimum``) at every β, plus a Monte Carlo E_{Q*}[L_D] with ``mc_samples`` weight draws per β (the same seed at every β: common random
 numbers make the curve smooth). Each point equals ``information(..., beta=β)`` exactly. ``method="variational"``
-calls ``information(..., method="variational")`` for each β in ascending order, warm-starting each fit from the
-previous posterior variance (``init_variance``).
+fits ``variational_information`` for each β in ascending order, warm-starting each fit from the previous
+posterior variance (``init_variance``). ``information`` is the curve at one β: both share this dispatch.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from torch import nn
 from .._base.checks import check_choice
 from ..curvature.result import Curvature, layer_of
 from ..posterior.gaussian import NATS_PER_BIT
-from .estimate import METHODS, check_variational_call, information, reject_variational_options
-from .points import FisherOptions, fisher_information
+from .points import CURVATURE_KINDS, CURVATURES, STRUCTURES, FisherOptions, fisher_information
 from .result import InformationResult
-from .variational import VariationalOptions
+from .variational import VariationalOptions, variational_information
 
-__all__ = ["InformationCurve", "information_curve", "check_betas"]
+__all__ = ["InformationCurve", "information_curve", "check_betas", "METHODS"]
+
+METHODS = ("fisher", "variational")
 
 #: Columns of ``InformationCurve.rows``.
 ROW_KEYS = (
@@ -211,7 +212,8 @@ def information_curve(
 
     Cost (Fisher method): one curvature computation, then per β the closed form and ``mc_samples`` passes over
     ``data``. Every point equals ``information(model, data, beta=β, ...)`` with the same arguments. The
-    variational method fits every β in turn, each warm-started from the previous posterior variance.
+    variational method fits every β in turn, each warm-started from the previous posterior variance
+    (``init_variance`` is taken only for a single β: it is how ``information`` starts a fit).
 
     Raises ``ValueError`` naming ``betas`` unless they are all finite and > 0 (and at least one).
     """
@@ -308,22 +310,15 @@ def _fisher_curve(model, data, betas, options, precomputed, common):
 
 def _variational_curve(model, data, betas, common, options, kw):
     """Per-β variational fits, ascending, each warm-started from the previous posterior variance."""
-    if "init_variance" in kw:
+    if "init_variance" in kw and len(betas) > 1:
         raise TypeError("information_curve sets init_variance itself (warm starts); do not pass it")
     results, prev = [], None
     for beta in betas:
         warm = {}
         if prev is not None:
             warm["init_variance"] = {k: v.clone() for k, v in prev.posterior_variance.items()}
-        prev = information(
-            model,
-            data,
-            beta=beta,
-            method="variational",
-            variational=options,
-            **common,
-            **kw,
-            **warm,
+        prev = variational_information(
+            model, data, beta=beta, options=options, **common, **kw, **warm
         )
         results.append(prev)
     settings = {
@@ -332,3 +327,28 @@ def _variational_curve(model, data, betas, common, options, kw):
         "warm_start": True,
     }
     return results, settings
+
+
+def reject_variational_options(variational, kwargs: dict) -> None:
+    """``TypeError`` for the variational estimator's options given to the Fisher method."""
+    if variational is not None:
+        raise TypeError("variational= options apply to method='variational' only")
+    if kwargs:
+        raise TypeError(
+            f"unexpected argument(s) {sorted(kwargs)} for method='fisher' "
+            "(only method='variational' takes extra options)"
+        )
+
+
+def check_variational_call(structure, curvature, curvature_kind, curvature_samples, precomputed):
+    """The Fisher-method options that a variational call must leave alone (it uses no curvature)."""
+    check_choice("structure", structure, STRUCTURES)
+    check_choice("curvature", curvature, CURVATURES)
+    check_choice("curvature_kind", curvature_kind, CURVATURE_KINDS)
+    if curvature_kind != "exact" or curvature_samples is not None:
+        raise ValueError(
+            "curvature_kind and curvature_samples apply to method='fisher' (the variational one "
+            "uses no curvature)"
+        )
+    if precomputed is not None:
+        raise ValueError("precomputed curvature is only used by method='fisher'")

@@ -24,11 +24,10 @@ from __future__ import annotations
 from torch import nn
 
 from .._base.checks import check_choice, check_positive
-from .points import CURVATURE_KINDS, CURVATURES, STRUCTURES, FisherOptions, fisher_information
+from .curve import METHODS, information_curve
+from .points import CURVATURES, STRUCTURES
 from .result import InformationResult
-from .variational import VariationalOptions, variational_information
-
-METHODS = ("fisher", "variational")
+from .variational import VariationalOptions
 
 __all__ = ["information", "METHODS", "STRUCTURES", "CURVATURES"]
 
@@ -111,73 +110,28 @@ def information(
     """
     check_choice("method", method, METHODS)
     beta = check_positive("beta", beta)
-    if method == "variational":
-        check_variational_call(structure, curvature, curvature_kind, curvature_samples, precomputed)
-        return variational_information(
-            model,
-            data,
-            beta=beta,
-            prior_scale=prior_scale,
-            prior_mean=prior_mean,
-            init_state=init_state,
-            structure=structure,
-            loss=loss,
-            convention=convention,
-            approximation=approximation,
-            mc_samples=mc_samples,
-            seed=seed,
-            batch_size=batch_size,
-            progress=progress,
-            options=variational,
-            **variational_kwargs,
-        )
-    options = FisherOptions(
+    # One path for one β and many: the curve dispatches, checks the options and runs the pipeline.
+    curve = information_curve(
+        model,
+        data,
+        betas=[beta],
+        method=method,
+        prior_scale=prior_scale,
+        prior_mean=prior_mean,
+        init_state=init_state,
         structure=structure,
         curvature=curvature,
         loss=loss,
         convention=convention,
         approximation=approximation,
-        curvature_kind=curvature_kind,
-        curvature_samples=curvature_samples,
-        mc_samples=8 if mc_samples is None else mc_samples,
+        mc_samples=mc_samples,
         seed=seed,
         batch_size=batch_size,
         progress=progress,
-    )
-    reject_variational_options(variational, variational_kwargs)
-    results, _ = fisher_information(
-        model,
-        data,
-        [beta],
-        options,
-        prior_scale=prior_scale,
-        prior_mean=prior_mean,
-        init_state=init_state,
+        curvature_kind=curvature_kind,
+        curvature_samples=curvature_samples,
         precomputed=precomputed,
+        variational=variational,
+        **variational_kwargs,
     )
-    return results[0]
-
-
-def reject_variational_options(variational, kwargs: dict) -> None:
-    """``TypeError`` for the variational estimator's options given to the Fisher method."""
-    if variational is not None:
-        raise TypeError("variational= options apply to method='variational' only")
-    if kwargs:
-        raise TypeError(
-            f"unexpected argument(s) {sorted(kwargs)} for method='fisher' "
-            "(only method='variational' takes extra options)"
-        )
-
-
-def check_variational_call(structure, curvature, curvature_kind, curvature_samples, precomputed):
-    """The Fisher-method options that a variational call must leave alone (it uses no curvature)."""
-    check_choice("structure", structure, STRUCTURES)
-    check_choice("curvature", curvature, CURVATURES)
-    check_choice("curvature_kind", curvature_kind, CURVATURE_KINDS)
-    if curvature_kind != "exact" or curvature_samples is not None:
-        raise ValueError(
-            "curvature_kind and curvature_samples apply to method='fisher' (the variational one "
-            "uses no curvature)"
-        )
-    if precomputed is not None:
-        raise ValueError("precomputed curvature is only used by method='fisher'")
+    return curve.results[0]

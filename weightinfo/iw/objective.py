@@ -20,7 +20,7 @@ from .._base.checks import check_model, check_positive, named_trainable
 from ..curvature.result import layer_of
 from ..posterior.gaussian import NATS_PER_BIT, DiagGaussian, kl_diag
 from ..posterior.prior import GaussianPrior
-from ..posterior.sampling import LOCAL_REPARAM_MODES, mc_expected_loss
+from ..posterior.sampling import local_reparam_mode, posterior_mc_loss
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,7 @@ def lagrangian(
     """
     beta = check_positive("beta", beta)
     check_model(model)
-    if local_reparam not in (False, True, *LOCAL_REPARAM_MODES):
-        raise ValueError(
-            f"unknown local_reparam={local_reparam!r}; expected a bool, 'exact' or 'all'"
-        )
-    mode = {False: None, True: "exact"}.get(local_reparam, local_reparam)
+    mode = local_reparam_mode(local_reparam)
     params = named_trainable(model)
     _check_keys("posterior", posterior.mean, params)
     _check_keys("prior mean", prior.mean, params)
@@ -126,17 +122,7 @@ def lagrangian(
     if missing:
         raise ValueError(f"prior has no scale for layer(s) {missing}")
     kl = kl_diag(posterior, prior)
-    e, se, n = mc_expected_loss(
-        model,
-        data,
-        posterior.mean,
-        posterior.var,
-        loss=loss,
-        mc_samples=mc_samples,
-        seed=seed,
-        batch_size=batch_size,
-        local_reparam=mode,
-    )
+    e, se, n = posterior_mc_loss(model, data, posterior, loss, mc_samples, seed, batch_size, mode)
     return LagrangianResult(
         expected_loss=e,
         expected_loss_stderr=se,

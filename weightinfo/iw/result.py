@@ -21,17 +21,7 @@ class InformationTable(RowTable):
     """Rows ``layer, type, n_params, nats, bits, share, nats_per_param`` (one per module)."""
 
     def __str__(self) -> str:
-        head = (
-            f"{'layer':<28} {'type':<16} {'params':>9} {'nats':>12} {'share':>7} {'nats/param':>11}"
-        )
-        return self._render(
-            head,
-            [
-                f"{r['layer'] or '<root>':<28.28} {r['type']:<16.16} {r['n_params']:>9d} "
-                f"{r['nats']:>12.5g} {100 * r['share']:>6.2f}% {r['nats_per_param']:>11.4g}"
-                for r in self.rows
-            ],
-        )
+        return self._render_layers("nats", "nats_per_param", ("nats", "nats/param"), type_width=16)
 
 
 @dataclass(frozen=True)

@@ -184,12 +184,35 @@ def expected_loss(
     """
     check_model(model)
     _check_posterior_keys(model, posterior.mean, "posterior")
-    mode = {False: None, True: "exact"}.get(local_reparam, local_reparam)
-    if mode is not None and mode not in LOCAL_REPARAM_MODES:
+    e, se, _ = posterior_mc_loss(
+        model,
+        data,
+        posterior,
+        loss,
+        mc_samples,
+        seed,
+        batch_size,
+        local_reparam_mode(local_reparam),
+    )
+    return e, se
+
+
+def local_reparam_mode(local_reparam: bool | str) -> str | None:
+    """The sampling mode of a ``local_reparam`` argument: ``False`` → None (weight draws), ``True`` →
+    ``"exact"``, ``"exact"``/``"all"`` as given; ``ValueError`` naming it otherwise."""
+    if local_reparam not in (False, True, *LOCAL_REPARAM_MODES):
         raise ValueError(
             f"unknown local_reparam={local_reparam!r}; expected a bool, 'exact' or 'all'"
         )
-    e, se, _ = mc_expected_loss(
+    return {False: None, True: "exact"}.get(local_reparam, local_reparam)
+
+
+def posterior_mc_loss(
+    model, data, posterior: DiagGaussian, loss, mc_samples, seed, batch_size, mode
+):
+    """:func:`mc_expected_loss` under ``posterior`` (``mode`` from :func:`local_reparam_mode`), unchecked:
+    ``(mean, stderr, N)``."""
+    return mc_expected_loss(
         model,
         data,
         posterior.mean,
@@ -200,7 +223,6 @@ def expected_loss(
         batch_size=batch_size,
         local_reparam=mode,
     )
-    return e, se
 
 
 def mc_expected_loss(

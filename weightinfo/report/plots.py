@@ -249,11 +249,13 @@ def plot_curve(curve, path, *, title: str | None = None) -> Path:
             )
     if _spans_decades(nats):
         ax.set_xscale("log")
-    ax.set_xlabel("information in the weights IW = KL(Q*‖P)  (nats)")
-    ax.set_ylabel("expected loss E_{w~Q*}[L_D(w)]  (nats per sample)")
-    ax.set_title("Loss vs information (each point: one β)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="upper right")
+    _finish_panel(
+        ax,
+        "information in the weights IW = KL(Q*‖P)  (nats)",
+        "expected loss E_{w~Q*}[L_D(w)]  (nats per sample)",
+        "Loss vs information (each point: one β)",
+        legend="upper right",
+    )
 
     bx.plot(beta, lag, "o-", color="tab:green", label="C_β = E_Q[L_D] + β·IW")
     loss_term = el if has_mc else quad
@@ -264,11 +266,13 @@ def plot_curve(curve, path, *, title: str | None = None) -> Path:
         _spans_decades(lag + [b * n for b, n in zip(beta, nats)])
     ):
         bx.set_yscale("log")
-    bx.set_xlabel("β (per sample; β_sum = N·β)")
-    bx.set_ylabel("nats per sample")
-    bx.set_title("Information Lagrangian C_β at the optimum Q*_β", fontsize=10)
-    bx.grid(alpha=0.3, which="both")
-    bx.legend(fontsize=7.5, loc="upper left")
+    _finish_panel(
+        bx,
+        "β (per sample; β_sum = N·β)",
+        "nats per sample",
+        "Information Lagrangian C_β at the optimum Q*_β",
+        legend="upper left",
+    )
 
     s = curve.settings
     n = s.get("n_samples")
@@ -283,3 +287,12 @@ def plot_curve(curve, path, *, title: str | None = None) -> Path:
     )
     fig.subplots_adjust(left=0.07, right=0.98, top=0.84, bottom=0.11, wspace=0.25)
     return save_figure(fig, path)
+
+
+def _finish_panel(ax, xlabel: str, ylabel: str, title: str, *, legend: str) -> None:
+    """Labels, title, grid and legend of one panel of the curve figure, in one style."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7.5, loc=legend)
