@@ -42,7 +42,7 @@ def test_nats_decrease_and_quadratic_loss_increases_with_beta():
         assert r["lagrangian"] == pytest.approx(r["expected_loss"] + r["beta"] * r["nats"])
         assert r["expected_loss_quadratic"] >= r["train_loss"]
     assert c.settings["curvature_passes"] == 1 and c.settings["n_samples"] == 24
-    assert c.curvature is not None and c.curvature.label == "fisher"
+    assert c.matrix is not None and c.matrix.label == "fisher"
 
 
 @pytest.mark.filterwarnings("ignore:.*negative hessian:RuntimeWarning")
@@ -90,14 +90,14 @@ def test_precomputed_curvature_is_reused_and_checked(monkeypatch):
     model, data = _model(), _data()
     c = information_curve(model, data, betas=[1e-2], **KW)
     monkeypatch.setattr(points, "_curvature", lambda *a, **k: pytest.fail("curvature recomputed"))
-    d = information_curve(model, data, betas=[1e-3, 1e-2], precomputed=c.curvature, **KW)
+    d = information_curve(model, data, betas=[1e-3, 1e-2], precomputed=c.matrix, **KW)
     assert d.results[1].to_dict() == c.results[0].to_dict()
     assert d.settings["curvature_passes"] == 0
     with pytest.raises(ValueError, match="precomputed curvature does not match"):
-        information_curve(model, data, betas=[1e-2], precomputed=c.curvature, curvature="ggn", **KW)
+        information_curve(model, data, betas=[1e-2], precomputed=c.matrix, curvature="ggn", **KW)
     with pytest.raises(ValueError, match="samples"):
         information_curve(
-            model, (data[0][:10], data[1][:10]), betas=[1e-2], precomputed=c.curvature, **KW
+            model, (data[0][:10], data[1][:10]), betas=[1e-2], precomputed=c.matrix, **KW
         )
 
 
@@ -150,7 +150,7 @@ def test_variational_curve_warm_starts_each_beta_from_the_previous_fit():
         _model(), _data(), betas=[1e-2, 1e-3], method="variational", max_epochs=3, **KW
     )
     assert c.betas == [1e-3, 1e-2]
-    assert c.settings["warm_start"] is True and c.curvature is None
+    assert c.settings["warm_start"] is True and c.matrix is None
     assert all(r.method == "variational" for r in c.results)
     assert "init_variance" in c.results[1].extra["init_var"]
     assert c.results[0].nats > c.results[1].nats  # less information at larger beta
@@ -235,3 +235,12 @@ def test_variational_curve_takes_an_options_object():
         assert r.nats == q.nats and r.extra["history"] == q.extra["history"]
     with pytest.raises(TypeError, match="variational"):
         information_curve(_model(), _data(), betas=[1e-3], variational=VariationalOptions(), **KW)
+
+
+def test_curve_matrix_attribute_and_its_deprecated_spelling():
+    """``InformationCurve.matrix`` holds the computed curvature; ``.curvature`` (a matrix *name* elsewhere)
+    still answers for one release with a DeprecationWarning naming ``matrix``."""
+    c = information_curve(_model(), _data(), betas=[1e-3], **KW)
+    assert c.matrix is not None and c.matrix.label == "fisher"
+    with pytest.warns(DeprecationWarning, match="'matrix'"):
+        assert c.curvature is c.matrix

@@ -217,7 +217,7 @@ def compute_measure(
     if betas:
         info(f"loss-vs-information curve at {len(betas)} values of β", quiet)
         curve = information_curve(model, (x, y), betas=betas, precomputed=points, **kw)
-    curv = points.curvature if points is not None else None
+    curv = points.matrix if points is not None else None
     options = {
         "beta": beta,
         "betas": betas,

@@ -26,6 +26,7 @@ from torch import nn
 
 from .._base.checks import check_choice
 from ..curvature.result import Curvature, layer_of
+from ..curvature.vocabulary import warn_renamed
 from ..posterior.gaussian import NATS_PER_BIT
 from .points import CURVATURE_KINDS, CURVATURES, STRUCTURES, FisherOptions, fisher_information
 from .result import InformationResult
@@ -80,14 +81,21 @@ class InformationCurve:
     settings : method, structure, curvature, loss, prior, samples, seeds; for the Fisher method the convention,
         approximation, curvature kind/samples and ``curvature_passes``, for the variational one ``warm_start``.
     results : the ``InformationResult`` of each row, same order.
-    curvature : the curvature all rows share (Fisher method; None for the variational one). Pass it as
-        ``precomputed`` to evaluate more β without recomputing it.
+    matrix : the computed curvature H all rows share (a ``Curvature``; Fisher method; None for the variational
+        one). Pass it as ``precomputed`` to evaluate more β without recomputing it. (``settings["curvature"]``
+        names which matrix it is; ``.curvature`` is the deprecated spelling of this attribute.)
     """
 
     rows: list[dict]
     settings: dict
     results: list[InformationResult] = field(repr=False, default_factory=list)
-    curvature: Curvature | None = field(repr=False, default=None)
+    matrix: Curvature | None = field(repr=False, default=None)
+
+    @property
+    def curvature(self) -> Curvature | None:
+        """Deprecated spelling of :attr:`matrix` (``curvature`` names a matrix everywhere else)."""
+        warn_renamed("curvature", "matrix", "InformationCurve attribute")
+        return self.matrix
 
     @property
     def betas(self) -> list[float]:
@@ -305,7 +313,7 @@ def _fisher_curve(model, data, betas, options, precomputed, common):
         "curvature_samples": options.curvature_samples,
         "curvature_passes": points.passes,
     }
-    return results, settings, points.curvature
+    return results, settings, points.matrix
 
 
 def _variational_curve(model, data, betas, common, options, kw):

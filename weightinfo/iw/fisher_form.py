@@ -274,7 +274,7 @@ class GaussianOptimum:
 
 
 def gaussian_optimum(
-    curvature: Curvature,
+    matrix: Curvature,
     prior: GaussianPrior,
     weights: dict[str, torch.Tensor],
     beta: float,
@@ -286,7 +286,7 @@ def gaussian_optimum(
     """Σ* and IW = KL(Q*‖P) in nats from a curvature H (mean over samples) and the prior P (module docstring).
 
     ``weights`` are the trained w* keyed like ``model.named_parameters()``; every one must be covered by exactly
-    one block of ``curvature``. ``filter_shared`` shares σ² per output filter (diagonal blocks only).
+    one block of ``matrix`` (the computed curvature H). ``filter_shared`` shares σ² per output filter (diagonal blocks only).
 
     >>> from weightinfo.curvature import Curvature, DiagBlock
     >>> H = Curvature("fisher", "exact", "diag", "mse", 1, [DiagBlock({"w": torch.tensor([2.0])})])
@@ -304,7 +304,7 @@ def gaussian_optimum(
     b = beta if convention == "corrected" else beta / 2
     device = next(iter(weights.values())).device
     parts = []
-    for block in curvature.blocks:
+    for block in matrix.blocks:
         if isinstance(block, DiagBlock):
             parts.append(_DiagPart(block, prior, b, filter_shared, approximation, device))
         elif filter_shared:

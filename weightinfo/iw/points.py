@@ -108,7 +108,7 @@ class FisherOptions:
 class FisherPoints:
     """H and L_D(w*) over N samples: what every (β, λ) point shares. ``passes``: curvature passes made."""
 
-    curvature: Curvature = field(repr=False)
+    matrix: Curvature = field(repr=False)  # the computed H (``options.curvature`` names which)
     train_loss: float
     n_samples: int
     options: FisherOptions
@@ -128,7 +128,7 @@ def fisher_points(model, data, options: FisherOptions, precomputed=None) -> Fish
                 f"{_describe(precomputed.options)}, expected {_describe(options)}"
             )
         return FisherPoints(
-            precomputed.curvature, precomputed.train_loss, precomputed.n_samples, options, 0
+            precomputed.matrix, precomputed.train_loss, precomputed.n_samples, options, 0
         )
     lossfn = get_loss(options.loss)
     if (
@@ -262,7 +262,7 @@ def evaluate(
     for beta in betas:
         opts = [
             gaussian_optimum(
-                points.curvature,
+                points.matrix,
                 p,
                 weights,
                 beta,
@@ -274,7 +274,7 @@ def evaluate(
         ]
         best, extra = _choose(points.train_loss, beta, opts, prior.grid)
         if opts[best].n_negative and not warned:
-            _warn_clamped(opts[best], points.curvature, stacklevel + 1)
+            _warn_clamped(opts[best], points.matrix, stacklevel + 1)
             warned = True
         results.append(
             _result(model, data, points, opts[best], prior.priors[best], prior_mean, extra)
@@ -330,7 +330,7 @@ def _result(model, data, points, opt, prior, prior_mean, extra) -> InformationRe
         expected_loss_quadratic=points.train_loss + opt.quadratic_excess,
         approximation=o.approximation,
         layer_types={name: type(m).__name__ for name, m in model.named_modules()},
-        extra={**_extra(points.curvature, opt, prior, points.n_samples), **extra},
+        extra={**_extra(points.matrix, opt, prior, points.n_samples), **extra},
     )
 
 
