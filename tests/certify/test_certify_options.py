@@ -232,3 +232,19 @@ def test_cli_help_states_units_of_beta_and_prior_scale():
     text = " ".join(res.output.split())
     assert "β per sample" in text and "mean-loss convention" in text
     assert "λ, the prior's standard deviation" in text and "every layer" in text
+
+
+def test_certified_risk_keyword_and_its_deprecated_spelling():
+    """``risk`` names the certified loss (``loss`` is the training likelihood everywhere else);
+    ``loss=`` still works for one release, with a DeprecationWarning naming ``risk=``."""
+    import weightinfo
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="risk"):
+        weightinfo.certify(
+            model, (torch.zeros(20, 2), torch.zeros(20, dtype=torch.long)), risk="hinge"
+        )
+    with pytest.warns(DeprecationWarning, match="'risk='"), pytest.raises(ValueError, match="risk"):
+        weightinfo.certify(
+            model, (torch.zeros(20, 2), torch.zeros(20, dtype=torch.long)), loss="hinge"
+        )

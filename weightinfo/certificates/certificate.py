@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import bounds
 from .._base.checks import check_choice, check_finite_tensor, check_model
+from .._base.deprecation import renamed_kwargs
 from ..bounds.two_step import total_confidence
 from . import posterior_fit as pf
 from . import risk as R
@@ -286,6 +287,7 @@ def _posterior_record(q: PosteriorOptions) -> dict | None:
     )
 
 
+@renamed_kwargs(loss="risk")
 def certify(
     model: nn.Module,
     data=None,
@@ -297,7 +299,7 @@ def certify(
     prior: str | PriorOptions = "data",
     posterior: str | PosteriorOptions = "optimize",
     mc: str | MonteCarloOptions = "standard",
-    loss: str = "zero_one",
+    risk: str = "zero_one",
     delta: float = 0.025,
     seed: int = 0,
     k_union: int | None = None,
@@ -324,7 +326,8 @@ def certify(
         ``posterior_sigma_factor``, ``posterior_optimizer``, ``posterior_lr_drop_epoch``,
         ``learn_prior_scale``; ``mc_samples``, ``mc_screen``, ``delta_mc``, ``mc_seed``, ``majority_votes``
         (see :data:`options.FLAT_KEYWORDS`).
-    delta : δ of the PAC-Bayes step (δ + δ′ < 1). loss : only ``"zero_one"`` is certified.
+    delta : δ of the PAC-Bayes step (δ + δ′ < 1). risk : the loss whose risk is certified; only ``"zero_one"`` (``loss=`` is its deprecated spelling:
+        ``loss`` names the training likelihood everywhere else).
     k_union : number of certificates computed on this bound set that this one is chosen from (default: the
         grid size K = #λ·#β; must be ≥ K). Every grid point is certified at δ/``k_union``.
 
@@ -335,7 +338,7 @@ def certify(
     """
     t0 = time.perf_counter()
     p, q, mco = resolve_options(prior, posterior, mc, options)
-    check_choice("loss", loss, ("zero_one",))
+    check_choice("risk", risk, ("zero_one",))
     total_confidence(delta, mco.delta_mc)  # δ and δ′ in (0, 1), δ + δ′ < 1
     grid = p.scales
     betas = q.betas
