@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .._base.checks import check_choice
-from .products import as_operator
+from .operators import as_operator
 
 DISTRIBUTIONS = ("rademacher", "gaussian")
 

@@ -32,7 +32,7 @@ import torch
 
 from .._base.checks import check_positive
 from .hutchinson import Estimate, check_n_probes, probe_chunks
-from .products import as_operator
+from .operators import as_operator
 
 __all__ = ["Tridiagonal", "lanczos", "slq_logdet", "top_eigenvalues"]
 
