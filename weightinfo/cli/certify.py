@@ -139,7 +139,7 @@ def certify_cmd(
     """PAC-Bayes risk certificate of the stochastic (Gibbs) predictor, prob. ≥ 1 − δ − δ′."""
     from .._base.checks import check_momentum
     from ..bounds.two_step import total_confidence
-    from ..certificates import certify
+    from ..certificates import MonteCarloOptions, PosteriorOptions, PriorOptions, certify
     from ..models.compat import check_fits
     from ..report import write_json_atomic
 
@@ -164,24 +164,26 @@ def certify_cmd(
             posterior_data=(ds.x_train, ds.y_train),
             bound_data=(ds.x_train[bi], ds.y_train[bi]),
             test_data=test,
-            prior=prior,
-            prior_scale=scales if len(scales) > 1 else scales[0],
-            posterior=posterior,
-            objective=objective,
+            prior=PriorOptions(
+                source=prior,
+                scale=tuple(scales) if len(scales) > 1 else scales[0],
+                init_state=ck.init_state_dict,
+                epochs=prior_epochs,
+                lr=prior_lr,
+                batch_size=prior_batch_size,
+                momentum=prior_momentum,
+            ),
+            posterior=PosteriorOptions(
+                source=posterior,
+                objective=objective,
+                epochs=posterior_epochs,
+                beta=tuple(betas) if len(betas) > 1 else betas[0],
+            ),
+            mc=MonteCarloOptions(estimator=mc, samples=mc_samples, delta_mc=delta_mc),
             delta=delta,
-            delta_mc=delta_mc,
-            mc_samples=mc_samples,
-            mc=mc,
             seed=seed,
-            init_state=ck.init_state_dict,
             prior_indices=pi,
             bound_indices=bi,
-            posterior_epochs=posterior_epochs,
-            prior_epochs=prior_epochs,
-            prior_lr=prior_lr,
-            prior_batch_size=prior_batch_size,
-            prior_momentum=prior_momentum,
-            beta=betas if len(betas) > 1 else betas[0],
             k_union=k_union,
         )
         say(
