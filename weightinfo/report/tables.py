@@ -141,12 +141,9 @@ def print_layer_table(
     show_total: bool = True,
 ) -> None:
     """Print the table with ``rich`` (to ``console``, default a new stdout console), or as plain
-    text when ``plain`` is true or ``rich`` is not installed."""
-    if not plain:
-        try:
-            from rich.console import Console
-        except ImportError:  # pragma: no cover - rich is a dependency
-            plain = True
+    text when ``plain`` is true."""
+    from rich.console import Console
+
     if plain:
         file = getattr(console, "file", None) or sys.stdout
         print(format_layer_rows(table, title=title, show_total=show_total), file=file)
