@@ -267,3 +267,18 @@ def test_evaluate_matches_manual_and_restores_mode():
     assert ev["loss"] == pytest.approx(torch.nn.functional.cross_entropy(z, y).item(), rel=1e-5)
     assert ev["accuracy"] == pytest.approx((z.argmax(1) == y).float().mean().item())
     assert not model.training and evaluate(model, loader(x, y))["n"] == len(y)
+
+
+def test_train_leaves_the_callers_global_rng_alone():
+    """Dropout draws from a fork of the global RNG seeded by ``seed``: the caller's RNG state is the
+    same after ``train`` as before, and does not change the run."""
+    x, y = blobs()
+    a = net(0, dropout=0.2)
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    train(a, loader(x, y), epochs=2, lr=0.05, seed=0, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(99)  # another caller state: the same weights
+    b = net(0, dropout=0.2)
+    train(b, loader(x, y), epochs=2, lr=0.05, seed=0, progress=False)
+    assert same(weights(a), weights(b))

@@ -188,6 +188,7 @@ def random_labels_cmd(
             variational_lr=s["variational_lr"],
             sensitivity=s["sensitivity"],
             command=" ".join(shlex.quote(w) for w in words),
+            quick=quick,
         )
     ms = result["settings"]["methods"]
     say(

@@ -217,6 +217,7 @@ def run(
     sensitivity: Sequence[tuple[float, float]] = DEFAULTS["sensitivity"],
     data_root: str | os.PathLike | None = None,
     command: str | None = None,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Fit an MLP to each fraction of random labels and measure the information in its weights.
 
@@ -239,6 +240,7 @@ def run(
     out_dir : if given, write ``random_labels.json``, ``.png`` and ``.md`` there.
     progress : True (status lines on stderr), False/None, or a callable taking one line.
     command : the command line recorded in the report (default: this process's ``sys.argv``).
+    quick : whether these are ``--quick`` smoke-test settings (recorded in the report's ``made_by``).
 
     Returns
     -------
@@ -472,6 +474,7 @@ def run(
             "values": [r["n_corrupted"] * math.log(clean.n_classes) for r in rows],
         },
         "command": command,
+        "quick": bool(quick),
         "machine": _machine(),
         "time_s": time.perf_counter() - t_start,
     }
