@@ -375,7 +375,7 @@ def markdown(result: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```",
-        result["command"],
+        (result.get("made_by") or {}).get("command") or result["command"],
         "```",
         "",
         f"Total wall time {result['time_s'] / 60:.1f} min on {m['platform']} ({m['cpu_count']} cores, "
