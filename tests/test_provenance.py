@@ -73,3 +73,30 @@ def test_made_by_and_its_line():
     )
     assert "smoke-test" in line
     assert "smoke-test" not in provenance.made_by_line(dict(info, quick=False))
+
+
+def test_report_names_the_commit_at_the_start_of_the_run(tmp_path, monkeypatch):
+    """A long run records the checkout as it started, not as it is when the report is written."""
+    import json
+
+    from weightinfo.certificates import posterior_fit
+    from weightinfo.experiments.certificates import run_digits
+
+    head = {"sha": "start"}
+    monkeypatch.setattr(provenance, "code_commit", lambda *a: head["sha"])
+    train_prior_mean = posterior_fit.train_prior_mean
+
+    def train_then_commit(*args, **kwargs):  # someone commits while the run goes on
+        w0 = train_prior_mean(*args, **kwargs)
+        head["sha"] = "moved"
+        return w0
+
+    monkeypatch.setattr(posterior_fit, "train_prior_mean", train_then_commit)
+    run_digits(tmp_path, quick=True, log=lambda *_: None)
+    assert head["sha"] == "moved"
+    made = json.loads((tmp_path / "certificates_digits.json").read_text())["made_by"]
+    assert made["commit"] == "start" and made["quick"] is True
+    assert made["threads"] >= 1 and made["command"]
+    md = (tmp_path / "certificates_digits.md").read_text().splitlines()
+    assert md[2].startswith(f"Made by `{made['command']}` at commit start (")
+    assert "smoke-test" in md[2]

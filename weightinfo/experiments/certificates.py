@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from .. import bounds
+from .._base.provenance import made_by
 from ..certificates import certify
 from ..certificates import posterior_fit as pf
 from ..data import load_dataset
@@ -350,9 +351,10 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None):
     return out
 
 
-def _write(out, out_dir, stem, quick):
-    # Recorded in the report's ``made_by``: quick numbers are not the documented ones.
-    out["quick"] = bool(quick)
+def _write(out, out_dir, stem, made):
+    """Write the report; ``made`` is :func:`made_by` taken when the run started (the checkout may move
+    while a long run goes on: the code that ran is the code at its start)."""
+    out["quick"], out["made_by"] = made["quick"], made
     if out_dir is None:
         return
     from ._certificates_report import write_outputs
@@ -364,12 +366,13 @@ def run_fashion(
     out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None, **overrides
 ) -> dict:
     """PBB-protocol certificates on Fashion-MNIST (information-posterior grid and optimised fquad)."""
+    made = made_by(quick=quick)
     s = dict(FASHION_QUICK if quick else FASHION, **overrides)
     ds = load_dataset("fashion-mnist")
     if s.get("n_train"):
         ds = ds.subset(torch.arange(int(s["n_train"])))
     out = _pbb(ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache)
-    _write(out, out_dir, "certificates_fashion", quick)
+    _write(out, out_dir, "certificates_fashion", made)
     return out
 
 
@@ -405,10 +408,11 @@ DIGITS_QUICK = dict(
 
 def run_digits(out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None, **overrides):
     """PBB-protocol certificates on the embedded digits set (small MLP)."""
+    made = made_by(quick=quick)
     s = dict(DIGITS_QUICK if quick else DIGITS, **overrides)
     ds = load_dataset("digits")
     out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache)
-    _write(out, out_dir, "certificates_digits", quick)
+    _write(out, out_dir, "certificates_digits", made)
     return out
 
 
@@ -453,6 +457,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
 
     from ..training import train
 
+    made = made_by(quick=quick)
     s = dict(BINARY, **overrides)
     if quick:
         s.update(sgd_epochs=1, posterior_epochs=1, mc_samples=5, js=(400,), k_union=None)
@@ -539,7 +544,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         "total_wall_s": row["total_wall_s"],
         "machine": _machine(),
     }
-    _write(out, out_dir, "certificates_binary_mnist", quick)
+    _write(out, out_dir, "certificates_binary_mnist", made)
     return out
 
 

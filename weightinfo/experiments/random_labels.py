@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._base.provenance import made_by
 from ._random_labels_report import markdown as markdown
 from ._random_labels_report import plot as plot
 from ._random_labels_report import strictly_increasing, write_outputs
@@ -279,6 +280,7 @@ def run(
         raise ValueError(f"sensitivity must hold (beta, lambda) pairs > 0, got {sensitivity}")
 
     t_start = time.perf_counter()
+    made = made_by(quick=quick)  # the code at the start (the checkout may move during a long run)
     clean = load_dataset(dataset, seed=data_seed, n_samples=n_train, root=data_root)
     n = len(clean)
     say(f"{clean.describe()}; MLP {widths}; β = {beta:g} per sample, λ = {prior_scale:g}")
@@ -477,6 +479,7 @@ def run(
         },
         "command": command,
         "quick": bool(quick),
+        "made_by": made,
         "machine": _machine(),
         "time_s": time.perf_counter() - t_start,
     }
