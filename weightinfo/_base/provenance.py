@@ -1,10 +1,11 @@
 """Which code and which command made a results file.
 
 Every report of ``weightinfo reproduce`` records :func:`made_by`: the commit of the code that ran, the
-command line, the number of torch threads and whether the run was a ``--quick`` smoke test. A number in
-``docs/results/`` is only worth as much as the way back to it: rerunning the recorded command at the
-recorded commit with the recorded thread count gives it back bit for bit on the same kind of CPU (the
-BLAS kernels, and so the last bits of every sum, depend on the thread count and the instruction set).
+command line, the number of torch threads, the CPU kernels torch runs with and whether the run was a
+``--quick`` smoke test. A number in ``docs/results/`` is only worth as much as the way back to it:
+rerunning the recorded command at the recorded commit gives it back bit for bit with the recorded thread
+count and kernels. Both change the order in which floats are summed, and a long training run turns the
+last-bit differences into another network (the Fashion-MNIST prior of ``docs/results/README.md``).
 
 * :func:`code_commit`: ``git rev-parse HEAD`` of the repository holding the ``weightinfo`` package, with
   ``+dirty`` when the package itself has uncommitted changes (results written elsewhere in the tree, e.g.
@@ -42,9 +43,9 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def code_commit(package_dir: str | os.PathLike | None = None) -> str:
-    """The commit of the code in ``package_dir`` (default: this ``weightinfo`` package), ``+dirty`` if
-    the package has uncommitted changes (tracked or untracked, .gitignore respected), else
-    ``"unknown"`` (not a git checkout, or git missing)."""
+    """The commit of the code in ``package_dir`` (default: this ``weightinfo`` package) with ``+dirty``
+    if the package has uncommitted changes (tracked or untracked, .gitignore respected);
+    ``"unknown"`` outside a git checkout or without git."""
     pkg = Path(package_dir) if package_dir is not None else _PACKAGE
     sha = _git(pkg, "rev-parse", "HEAD")
     if not sha:
