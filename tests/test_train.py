@@ -315,3 +315,18 @@ def test_sgd_momentum_outside_0_1_is_refused():
         with pytest.raises(ValueError, match="momentum must lie in"):
             train(model, loader, epochs=1, lr=0.1, momentum=bad)
     train(model, loader, epochs=1, lr=0.1, optimizer="adam", momentum=1.5)  # Adam ignores it
+
+
+def test_train_leaves_the_callers_global_rng_alone():
+    """Dropout draws from a fork of the global RNG seeded by ``seed``: the caller's RNG state is the
+    same after ``train`` as before, and does not change the run."""
+    x, y = blobs()
+    a = net(0, dropout=0.2)
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    train(a, loader(x, y), epochs=2, lr=0.05, seed=0, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(99)  # another caller state: the same weights
+    b = net(0, dropout=0.2)
+    train(b, loader(x, y), epochs=2, lr=0.05, seed=0, progress=False)
+    assert same(weights(a), weights(b))

@@ -253,9 +253,10 @@ def train(
     loss:
         One of :data:`LOSSES`.
     seed:
-        Seeds torch's global RNG and re-seeds any generator of the loader, so data order and
-        dropout masks are reproducible. The initial weights are the model's own: seed before
-        building it.
+        Seeds a fork of torch's global RNG (restored on return: the caller's RNG state is left as it
+        was) and re-seeds any generator of the loader, so data order and dropout masks come from
+        ``seed`` alone. The initial weights are the model's own: seed before building it. Bit-identical
+        results need the same thread count and CPU kernels too (float sums are not associative).
     callbacks:
         Objects with optional ``on_batch_end(state)`` / ``on_epoch_end(state)`` hooks.
     eval_loader:
@@ -288,7 +289,6 @@ def train(
         model.to(device)
     dev = torch.device(device) if device is not None else params[0].device
 
-    torch.manual_seed(seed)
     _seed_loader(train_loader, seed)
     opt = _make_optimizer(optimizer, params, float(lr), float(momentum), float(weight_decay))
     scheduler = _make_schedule(schedule, opt, epochs, gamma, step_size)
@@ -310,6 +310,12 @@ def train(
 
     bar = tqdm(total=epochs, desc="train", unit="epoch", disable=not progress_enabled(progress))
     t_start = time.perf_counter()
+    # The run's randomness (dropout masks, any global-RNG draw of a callback or model) comes from
+    # ``seed`` alone, in a forked RNG: the caller's global RNG state neither changes the run nor is
+    # changed by it (dropout cannot take a generator). Restored in ``finally``.
+    rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
+    rng.__enter__()
+    torch.manual_seed(seed)
     try:
         for epoch in range(1, epochs + 1):
             state.epoch = epoch
@@ -336,6 +342,7 @@ def train(
     finally:
         bar.close()
         model.eval()
+        rng.__exit__(None, None, None)
     last = state.history[-1]
     final = {k: last[k] for k in ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy")}
     return TrainResult(

@@ -14,17 +14,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._base.provenance import made_by_line
 from . import QUICK_BANNER
 
 __all__ = ["markdown", "plot", "rows", "table", "write_outputs"]
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """``<stem>.json``, ``<stem>.png`` and ``<stem>.md`` in ``out_dir``."""
+    """``<stem>.json``, ``<stem>.png`` and ``<stem>.md`` in ``out_dir``.
+
+    The JSON records ``made_by`` (:func:`weightinfo._base.provenance.made_by`: commit, command, torch
+    threads, ``quick`` from the result) and the markdown opens with it; a result that already has one (a
+    saved JSON rendered again) keeps it."""
+    from .._base.provenance import made_by
     from ..report import write_json_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    result = dict(result, made_by=result.get("made_by") or made_by(quick=result.get("quick")))
     payload = {k: v for k, v in result.items() if k != "files"}
     paths = [write_json_atomic(out / f"{stem}.json", payload)]
     paths.append(plot(result, out / f"{stem}.png"))
@@ -89,6 +96,8 @@ def markdown(result: dict[str, Any]) -> str:
     best = result.get("best", {})
     out = [QUICK_BANNER, ""] if result.get("quick") else []
     out += [f"# PAC-Bayes risk certificates: {name}", ""]
+    if result.get("made_by"):
+        out += [made_by_line(result["made_by"]), ""]
     if best:
         split = (
             f"δ′ = 0.01 split over the {best['of']} final Monte Carlo estimates"

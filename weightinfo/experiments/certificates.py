@@ -41,6 +41,7 @@ import torch
 
 from .. import bounds
 from .._base.machine import machine_info
+from .._base.provenance import made_by
 from ..certificates import certify
 from ..certificates import posterior_fit as pf
 from ..data import load_dataset
@@ -355,7 +356,10 @@ def _pbb(ds, s, *, seed, log, name, prior_cache=None, quick=False):
     return out
 
 
-def _write(out, out_dir, stem):
+def _write(out, out_dir, stem, made):
+    """Write the report; ``made`` is :func:`made_by` taken when the run started (the checkout may move
+    while a long run goes on: the code that ran is the code at its start)."""
+    out["quick"], out["made_by"] = made["quick"], made
     if out_dir is None:
         return
     from ._certificates_report import write_outputs
@@ -367,6 +371,7 @@ def run_fashion(
     out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None, **overrides
 ) -> dict:
     """PBB-protocol certificates on Fashion-MNIST (information-posterior grid and optimised fquad)."""
+    made = made_by(quick=quick)
     s = dict(FASHION_QUICK if quick else FASHION, **overrides)
     ds = load_dataset("fashion-mnist")
     if s.get("n_train"):
@@ -374,7 +379,7 @@ def run_fashion(
     out = _pbb(
         ds, s, seed=seed, log=log, name="fashion-mnist", prior_cache=prior_cache, quick=quick
     )
-    _write(out, out_dir, "certificates_fashion")
+    _write(out, out_dir, "certificates_fashion", made)
     return out
 
 
@@ -410,10 +415,11 @@ DIGITS_QUICK = dict(
 
 def run_digits(out_dir=None, *, quick=False, seed=0, log=print, prior_cache=None, **overrides):
     """PBB-protocol certificates on the embedded digits set (small MLP)."""
+    made = made_by(quick=quick)
     s = dict(DIGITS_QUICK if quick else DIGITS, **overrides)
     ds = load_dataset("digits")
     out = _pbb(ds, s, seed=seed, log=log, name="digits", prior_cache=prior_cache, quick=quick)
-    _write(out, out_dir, "certificates_digits")
+    _write(out, out_dir, "certificates_digits", made)
     return out
 
 
@@ -423,6 +429,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
     Defaults (``BINARY``): D&R's recipe with a learnt λ rounded onto the grid j = 0..``j_max``, σ from 2|w|,
     logistic surrogate, RMSprop; ``js`` (a list of j) with ``learn_prior_scale=False`` gives the old grid
     search (one posterior per λ, runs A–C)."""
+    made = made_by(quick=quick)
     s, js = binary_settings(quick, overrides)
     t_all = time.perf_counter()
     ds = load_dataset("binary-mnist")
@@ -457,7 +464,7 @@ def run_binary_mnist(out_dir=None, *, quick=False, seed=0, log=print, **override
         "total_wall_s": row["total_wall_s"],
         "machine": machine_info(),
     }
-    _write(out, out_dir, "certificates_binary_mnist")
+    _write(out, out_dir, "certificates_binary_mnist", made)
     return out
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from .._base.machine import machine_info
+from .._base.provenance import made_by
 from ._random_labels_defaults import CHOICE_NOTE, DEFAULTS, METHODS, QUICK, parse_pairs
 from ._random_labels_defaults import check_settings as _checked
 from ._random_labels_report import markdown as markdown
@@ -437,6 +438,7 @@ def run(
     )
 
     t_start = time.perf_counter()
+    made = made_by(quick=quick)  # the code at the start (the checkout may move during a long run)
     clean = load_dataset(dataset, seed=data_seed, n_samples=n_train, root=data_root)
     say(f"{clean.describe()}; MLP {widths}; β = {beta:g} per sample, λ = {prior_scale:g}")
     torch.manual_seed(seed)  # the common initial weights w0
@@ -476,6 +478,7 @@ def run(
             "values": [r["n_corrupted"] * math.log(clean.n_classes) for r in rows],
         },
         "command": command,
+        "made_by": made,
         "machine": machine_info(),
         "time_s": time.perf_counter() - t_start,
     }
