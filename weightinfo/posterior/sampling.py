@@ -27,7 +27,7 @@ independently per position — an approximation (Task2Vec's and Kingma et al.'s 
 :func:`find_local_reparam_modules` therefore picks, with ``mode="exact"``, only Linear modules called once with
 2-D input and unshared weights; ``mode="all"`` adds Conv2d and Linear on any input (still called once).
 
-Units: losses are mean per-sample losses L_D in nats (the likelihoods of ``curvature._losses``).
+Units: losses are mean per-sample losses L_D in nats (the likelihoods of ``weightinfo._base.likelihoods``).
 """
 
 from __future__ import annotations
