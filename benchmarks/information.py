@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import weightinfo  # noqa: E402
 from weightinfo._base.machine import cpu_model, load_average_text  # noqa: E402
-from weightinfo.iw import estimate as _estimate  # noqa: E402
+from weightinfo.iw import points as _points  # noqa: E402
 from weightinfo.iw import variational as _variational  # noqa: E402
 from weightinfo.models import build_model  # noqa: E402
 from weightinfo.training import train  # noqa: E402
@@ -128,9 +128,9 @@ def install_phase_timers() -> None:
     _wrap(_variational, "_init_logvar", lambda a, k: "init σ² (MC Fisher, 1 label, + L_D(w*))")
     _wrap(_variational, "_optimise", lambda a, k: "Adam steps")
     _wrap(_variational, "mc_expected_loss", lambda a, k: "extra passes (L_D, draws)")
-    _wrap(_estimate, "_curvature", lambda a, k: "curvature (+ L_D(w*) of its samples)")
-    _wrap(_estimate, "_mean_loss", lambda a, k: "L_D(w*) of the other samples")
-    _wrap(_estimate, "gaussian_optimum", lambda a, k: "closed form Σ*, IW")
+    _wrap(_points, "_curvature", lambda a, k: "curvature (+ L_D(w*) of its samples)")
+    _wrap(_points, "_mean_loss", lambda a, k: "L_D(w*) of the other samples")
+    _wrap(_points, "gaussian_optimum", lambda a, k: "closed form Σ*, IW")
 
 
 # ---------------------------------------------------------------------------------------------- methods
