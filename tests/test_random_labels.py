@@ -158,3 +158,10 @@ def test_full_reproduction(tmp_path):
     r = run(out_dir=tmp_path, progress=False)
     for method in ("fisher", "variational"):
         assert r["ordering"][method]["iw_strictly_increasing"]
+
+
+def test_report_of_a_single_fraction(reduced):
+    """A run with one fraction renders (no per-layer increase to share out) instead of dividing by 0."""
+    one = dict(reduced, rows=reduced["rows"][:1], per_layer=reduced["per_layer"][:1])
+    text = markdown(one)
+    assert "Where the extra information goes" not in text and "mean term" in text

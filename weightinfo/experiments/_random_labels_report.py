@@ -186,6 +186,8 @@ def _reading(result: dict[str, Any]) -> list[str]:
         + ", ".join(f"{100 * r['mean_term'] / r[f'iw_{methods[0]}']:.0f}%" for r in rows)
         + f" of the {methods[0]} IW."
     )
+    if len(rows) < 2:  # one fraction: nothing rises or falls, and no increase to share out per layer
+        return out
     first, last = result["per_layer"][0], result["per_layer"][-1]
     by0 = {e["layer"]: e for e in first["layers"]}
     gains = {
