@@ -21,26 +21,10 @@ __all__ = ["markdown", "plot", "rows", "table", "write_outputs"]
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """``<stem>.json``, ``<stem>.png`` and ``<stem>.md`` in ``out_dir``.
+    """``<stem>.json``, ``<stem>.png`` and ``<stem>.md`` in ``out_dir`` (``_report_files.write_report``)."""
+    from ._report_files import write_report
 
-    The JSON records ``made_by`` (:func:`weightinfo._base.provenance.made_by`: commit, command, torch
-    threads, ``quick`` from the result) and the markdown opens with it; a result that already has one (a
-    saved JSON rendered again) keeps it."""
-    from .._base.provenance import made_by
-    from ..report import write_json_atomic
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = dict(result, made_by=result.get("made_by") or made_by(quick=result.get("quick")))
-    payload = {k: v for k, v in result.items() if k != "files"}
-    paths = [write_json_atomic(out / f"{stem}.json", payload)]
-    paths.append(plot(result, out / f"{stem}.png"))
-    md = out / f"{stem}.md"
-    tmp = md.with_name(f".{md.name}.tmp")
-    tmp.write_text(markdown(result), encoding="utf-8")
-    os.replace(tmp, md)
-    paths.append(md)
-    return paths
+    return write_report(result, out_dir, stem, plot=plot, markdown=markdown)
 
 
 def rows(result: dict[str, Any]) -> list[dict]:

@@ -28,26 +28,10 @@ def strictly_increasing(values: Sequence[float]) -> bool:
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """``random_labels.json``, ``random_labels.png`` and ``random_labels.md`` in ``out_dir``.
+    """``random_labels.{json,png,md}`` in ``out_dir`` (``_report_files.write_report``)."""
+    from ._report_files import write_report
 
-    The JSON records ``made_by`` (:func:`weightinfo._base.provenance.made_by`: commit, command, torch
-    threads, ``quick`` from the result) and the markdown opens with it; a result that already has one (a
-    saved JSON rendered again) keeps it."""
-    from .._base.provenance import made_by
-    from ..report import write_json_atomic
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = dict(result, made_by=result.get("made_by") or made_by(quick=result.get("quick")))
-    payload = {k: v for k, v in result.items() if k != "files"}
-    paths = [write_json_atomic(out / "random_labels.json", payload)]
-    paths.append(plot(result, out / "random_labels.png"))
-    md = out / "random_labels.md"
-    tmp = md.with_name(f".{md.name}.tmp")
-    tmp.write_text(markdown(result), encoding="utf-8")
-    os.replace(tmp, md)
-    paths.append(md)
-    return paths
+    return write_report(result, out_dir, "random_labels", plot=plot, markdown=markdown)
 
 
 _METHOD_STYLE = {
@@ -186,7 +170,9 @@ def _reading(result: dict[str, Any]) -> list[str]:
         + ", ".join(f"{100 * r['mean_term'] / r[f'iw_{methods[0]}']:.0f}%" for r in rows)
         + f" of the {methods[0]} IW."
     )
-    if len(rows) < 2:  # one fraction: nothing rises or falls, and no increase to share out per layer
+    if (
+        len(rows) < 2
+    ):  # one fraction: nothing rises or falls, and no increase to share out per layer
         return out
     first, last = result["per_layer"][0], result["per_layer"][-1]
     by0 = {e["layer"]: e for e in first["layers"]}

@@ -1,0 +1,38 @@
+"""The three files of a reproduction's report, written the same way for every experiment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report"]
+
+
+def write_report(
+    result: dict[str, Any],
+    out_dir: str | os.PathLike,
+    stem: str,
+    *,
+    plot: Callable[[dict[str, Any], Path], Path],
+    markdown: Callable[[dict[str, Any]], str],
+) -> list[Path]:
+    """``<stem>.json``, ``<stem>.png`` and ``<stem>.md`` in ``out_dir``, each written atomically.
+
+    The JSON records ``made_by`` (:func:`weightinfo._base.provenance.made_by`: commit, command, torch
+    threads, CPU kernels, ``quick`` from the result) and the markdown opens with it; a result that already has
+    one (a run that took it at its start, or a saved JSON rendered again) keeps it."""
+    from .._base.atomic import atomic_write
+    from .._base.provenance import made_by
+    from ..report import write_json_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = dict(result, made_by=result.get("made_by") or made_by(quick=result.get("quick")))
+    payload = {k: v for k, v in result.items() if k != "files"}
+    paths = [write_json_atomic(out / f"{stem}.json", payload)]
+    paths.append(plot(result, out / f"{stem}.png"))
+    text = markdown(result).encode("utf-8")
+    paths.append(atomic_write(out / f"{stem}.md", lambda fh: fh.write(text)))
+    return paths
