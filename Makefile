@@ -21,6 +21,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check weightinfo tests benchmarks experiments
+	$(BIN)/ruff format --check weightinfo tests benchmarks experiments
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q

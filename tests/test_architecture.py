@@ -109,8 +109,18 @@ def test_every_module_is_reachable_by_its_dotted_path(name):
 
 
 def test_root_functions_keep_their_names():
-    for fn in ("information", "information_curve", "fisher", "hessian", "train", "certify", "lagrangian"):
-        assert callable(getattr(weightinfo, fn)) and not isinstance(getattr(weightinfo, fn), types.ModuleType)
+    for fn in (
+        "information",
+        "information_curve",
+        "fisher",
+        "hessian",
+        "train",
+        "certify",
+        "lagrangian",
+    ):
+        assert callable(getattr(weightinfo, fn)) and not isinstance(
+            getattr(weightinfo, fn), types.ModuleType
+        )
 
 
 def test_no_import_cycles():
@@ -129,6 +139,10 @@ def test_private_modules_are_imported_only_within_their_package():
         for d in deps:
             parts = d.split(".")
             for i, p in enumerate(parts):
-                if p.startswith("_") and not p.startswith("__") and ".".join(parts[:i]) != "weightinfo":
+                if (
+                    p.startswith("_")
+                    and not p.startswith("__")
+                    and ".".join(parts[:i]) != "weightinfo"
+                ):
                     owner = ".".join(parts[:i])
                     assert name == owner or name.startswith(owner + "."), f"{name} imports {d}"

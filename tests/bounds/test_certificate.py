@@ -29,7 +29,8 @@ def test_two_step_composition_for_every_bound():
 def test_defaults_and_record():
     r = B.certificate(0.02, 500.0, 30000, 150000, 0.025, 0.01)
     assert r.bound == "kl" and r.estimator == "network" and not r.two_sided
-    assert r.mc_upper == pytest.approx(0.021117, abs=1e-6)  # one-sided by default (§1.4)
+    # one-sided by default (Langford & Caruana 2001)
+    assert r.mc_upper == pytest.approx(0.021117, abs=1e-6)
     assert r.risk_bound == B.pac_bayes_kl(r.mc_upper, 500.0, 30000, 0.025)
     assert r.kl_nats == 500.0 and r.kl_bits == pytest.approx(500.0 / math.log(2))
     assert (r.n, r.m, r.delta, r.delta_mc, r.emp_risk) == (30000, 150000, 0.025, 0.01, 0.02)

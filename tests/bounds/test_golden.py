@@ -7,7 +7,7 @@ from scipy.optimize import brentq
 
 from weightinfo import bounds as B
 
-# (L̂, KL nats, n, δ) -> kl⁻¹ (Maurer), f_quad, λ*, f_classic, Catoni (Zhou union, ε = δ, α = 1e−4); §1.3.
+# (L̂, KL nats, n, δ) -> kl⁻¹ (Maurer), f_quad, λ*, f_classic, Catoni (Zhou union, ε = δ, α = 1e−4), computed independently.
 GOLDEN = [
     ((0.0, 0.0, 30000, 0.025), 0.000318, 0.000636, 1.0000, 0.012607, 0.000905),
     ((0.02, 500.0, 30000, 0.025), 0.057311, 0.068095, 0.7063, 0.112154, 0.058143),
@@ -76,7 +76,7 @@ def test_mc_sample_bound(m, two_sided, one_sided):
 
 
 def test_per_example_mc_bound():
-    """§1.4: L̂ = 0.02, δ′ = 0.01, one-sided."""
+    """Langford & Caruana 2001: L̂ = 0.02, δ′ = 0.01, one-sided."""
     assert B.per_example_mc_bound(0.02, 1000, 30000, 0.01) == pytest.approx(0.020078, abs=TOL)
     assert B.per_example_mc_bound(0.02, 100, 2000, 0.01) == pytest.approx(0.020965, abs=TOL)
     # ... against the standard estimator at the same compute budgets
@@ -87,7 +87,7 @@ def test_per_example_mc_bound():
 
 
 def test_zhou_imagenet():
-    """§5.2 / §8: Zhou et al.'s MobileNet, 350 KiB = 2 867 200 bits, train error 0.35, n = 1 281 167, ε = 0.05."""
+    """Zhou et al. 2019 (compression bound): MobileNet, 350 KiB = 2 867 200 bits, train error 0.35, n = 1 281 167, ε = 0.05."""
     val = B.catoni(0.35, 2867200 * math.log(2), 1281167, 0.05)
     assert val == pytest.approx(0.9654, abs=1e-3)
     assert val == pytest.approx(0.9654, abs=1e-4)
@@ -97,7 +97,7 @@ def test_zhou_imagenet():
 # Authors'-code rerun (KaroliShp/pacbayes-opt, seed 11), last logged epoch: SNN train accuracy 0.9691090909…,
 # KL 4653.1094 nats, bound 0.15716. This is a *training-time* value: no MC step (L̂ is the logged SNN train
 # error itself), the δ = 0.05 code path, and a continuous grid index j = b·ln(c/λ) that the log does not record,
-# so the test sweeps the integer j over [300, 800] (c = 0.1, b = 100) as §2.4's recipe does, and both δ's.
+# so the test sweeps the integer j over [300, 800] (c = 0.1, b = 100) as Dziugaite & Roy's evaluation does, and both δ's.
 DR_N = 55000
 DR_C, DR_B = 0.1, 100
 
@@ -138,7 +138,7 @@ def test_dziugaite_roy_grid_round_trip():
 
 
 def test_dziugaite_roy_t600_evaluation_protocol():
-    """§2.4 cross-check with the evaluation protocol: two-sided MC (m = 150 000, δ′ = 0.01), δ = 0.025, j = 500,
+    """Dziugaite & Roy cross-check with their evaluation protocol: two-sided MC (m = 150 000, δ′ = 0.01), δ = 0.025, j = 500,
     recalled SNN train error 0.028 and KL 5144 -> [calc] 0.1637 (paper: 0.161); T-1200 (0.027, 5977) -> 0.1769
     (paper: 0.179)."""
     u = B.mc_sample_bound(0.028, 150000, 0.01, two_sided=True)

@@ -107,9 +107,13 @@ def make_case(name: str, n: int = 12, seed: int = 0):
     elif name == "conv_many_positions":
         # ≥ 64 output positions: per-sample gradients from the grouped weight-gradient convolution
         model = nn.Sequential(
-            nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.Tanh(),
-            nn.Conv2d(4, 3, 3, stride=1, dilation=2, padding=2), nn.ReLU(),
-            nn.Conv2d(3, 2, 2, stride=2, bias=False), nn.Flatten(), nn.Linear(2 * 5 * 5, 3),
+            nn.Conv2d(2, 4, 3, padding=1, groups=2),
+            nn.Tanh(),
+            nn.Conv2d(4, 3, 3, stride=1, dilation=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(3, 2, 2, stride=2, bias=False),
+            nn.Flatten(),
+            nn.Linear(2 * 5 * 5, 3),
         )
         X = torch.randn(n, 2, 10, 10)
         C = 3

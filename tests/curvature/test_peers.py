@@ -45,7 +45,11 @@ RTOL = 1e-10
 
 def _mlp() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 7), nn.ReLU(), nn.Linear(7, 4)).to(DT).eval()
+    return (
+        nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 7), nn.ReLU(), nn.Linear(7, 4))
+        .to(DT)
+        .eval()
+    )
 
 
 def _cnn() -> nn.Module:
@@ -75,7 +79,11 @@ def _data(name: str, *, classes: bool = True):
     shape = (N, 6) if name == "mlp" else (N, 1, 8, 8)
     K = 4 if name == "mlp" else 5
     X = torch.randn(shape, generator=g, dtype=DT)
-    Y = torch.randint(0, K, (N,), generator=g) if classes else torch.randn(N, K, generator=g, dtype=DT)
+    Y = (
+        torch.randint(0, K, (N,), generator=g)
+        if classes
+        else torch.randn(N, K, generator=g, dtype=DT)
+    )
     return X, Y
 
 
@@ -119,7 +127,9 @@ def _assert_close(ours: dict, ref: dict, *, scale: float = 1.0, rtol: float = RT
     for n, r in ref.items():
         r = r.to(DT)
         err = float((scale * ours[n] - r).abs().max())
-        assert err <= rtol * float(r.abs().max()) + 1e-300, f"{n}: max |diff| {err:.3g}, max |ref| {float(r.abs().max()):.3g}"
+        assert err <= rtol * float(r.abs().max()) + 1e-300, (
+            f"{n}: max |diff| {err:.3g}, max |ref| {float(r.abs().max()):.3g}"
+        )
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -127,7 +137,9 @@ def test_exact_diag_matches_backpack_diag_ggn_exact(name):
     model = MODELS[name]()
     X, Y = _data(name)
     ours = weightinfo.fisher(model, (X, Y), kind="exact", batch_size=BATCH).diag
-    ref = _backpack_diag(model, X, Y, nn.CrossEntropyLoss(reduction="mean"), DiagGGNExact(), "diag_ggn_exact")
+    ref = _backpack_diag(
+        model, X, Y, nn.CrossEntropyLoss(reduction="mean"), DiagGGNExact(), "diag_ggn_exact"
+    )
     assert all(float(r.abs().max()) > 0 for r in ref.values())
     _assert_close(ours, ref)
 
@@ -147,8 +159,12 @@ def test_mse_convention_against_backpack_and_curvlinops(name):
     X, Y = _data(name, classes=False)
     K = Y.shape[1]
     ours = weightinfo.fisher(model, (X, Y), loss="mse", batch_size=BATCH).diag
-    ref_sum = _backpack_diag(model, X, Y, nn.MSELoss(reduction="sum"), DiagGGNExact(), "diag_ggn_exact")
-    ref_mean = _backpack_diag(model, X, Y, nn.MSELoss(reduction="mean"), DiagGGNExact(), "diag_ggn_exact")
+    ref_sum = _backpack_diag(
+        model, X, Y, nn.MSELoss(reduction="sum"), DiagGGNExact(), "diag_ggn_exact"
+    )
+    ref_mean = _backpack_diag(
+        model, X, Y, nn.MSELoss(reduction="mean"), DiagGGNExact(), "diag_ggn_exact"
+    )
     _assert_close(ours, ref_sum, scale=2.0 * N)
     _assert_close(ours, ref_mean, scale=2.0 / K)
     _assert_close(ours, _curvlinops_diag(model, X, Y, nn.MSELoss(reduction="mean")), scale=2.0 / K)
@@ -171,7 +187,9 @@ def test_mc_diag_and_backpack_mc_converge_to_exact(name):
     model = MODELS[name]()
     X, Y = _data(name)
     exact = weightinfo.fisher(model, (X, Y), kind="exact", batch_size=BATCH).diag
-    ours = [weightinfo.fisher(model, (X, Y), kind="mc", seed=s, batch_size=BATCH).diag for s in range(S)]
+    ours = [
+        weightinfo.fisher(model, (X, Y), kind="mc", seed=s, batch_size=BATCH).diag for s in range(S)
+    ]
     ours3 = [
         weightinfo.fisher(model, (X, Y), kind="mc", mc_samples=3, seed=s, batch_size=BATCH).diag
         for s in range(S // 3)
@@ -195,7 +213,12 @@ def test_mc_diag_and_backpack_mc_converge_to_exact(name):
             sums = draws.flatten(1).sum(1)
             se = float(sums.std()) / k**0.5
             assert se > 0, n
-            assert abs(float(sums.mean()) - float(ex.sum())) <= 4 * se, (n, float(sums.mean()), float(ex.sum()), se)
+            assert abs(float(sums.mean()) - float(ex.sum())) <= 4 * se, (
+                n,
+                float(sums.mean()),
+                float(ex.sum()),
+                se,
+            )
             mean, se_el = draws.mean(0), draws.std(0) / k**0.5
             dev = (mean - ex).abs()
             # Entries with zero spread (e.g. a ReLU that is dead on every input) must be exactly right.

@@ -51,8 +51,10 @@ def real_dataset():
         value = _REAL[key]
         if isinstance(value, FileNotFoundError):
             first = str(value).splitlines()[0]
-            pytest.skip(f"real data for {name!r} not on this machine ({first}); "
-                        f"set $WEIGHTINFO_DATA to a folder holding it")
+            pytest.skip(
+                f"real data for {name!r} not on this machine ({first}); "
+                f"set $WEIGHTINFO_DATA to a folder holding it"
+            )
         return value
 
     return load

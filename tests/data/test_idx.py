@@ -11,9 +11,7 @@ from weightinfo.data.idx import read_idx, write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])
-@pytest.mark.parametrize(
-    "dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 def test_round_trip(tmp_path, dtype, compress):
     rng = np.random.default_rng(0)
     array = (rng.standard_normal((5, 3, 2)) * 100).astype(dtype)
@@ -38,7 +36,7 @@ def test_mnist_style_header_bytes(tmp_path):
     images = np.zeros((2, 28, 28), dtype=np.uint8)
     raw = write_idx(tmp_path / "img", images).read_bytes()
     assert raw[:4] == bytes.fromhex("00000803")
-    assert raw[4:16] == bytes.fromhex("00000002" "0000001c" "0000001c")
+    assert raw[4:16] == bytes.fromhex("000000020000001c0000001c")
     assert len(raw) == 16 + 2 * 28 * 28
 
 

@@ -41,7 +41,10 @@ def test_corrupt_labels_touches_exactly_the_planned_samples(fraction):
     assert torch.equal(noisy.y_train[untouched], ds.y_train[untouched])
     changed = int((noisy.y_train != ds.y_train).sum())
     assert noisy.info["label_noise"] == {
-        "fraction": fraction, "seed": 3, "n_corrupted": k, "n_changed": changed
+        "fraction": fraction,
+        "seed": 3,
+        "n_corrupted": k,
+        "n_changed": changed,
     }
     # uniform over all 10 classes: about 9/10 of the replaced labels differ
     if k >= 100:

@@ -50,7 +50,10 @@ def test_kl_closed_form_matches_monte_carlo():
     p = make_prior(m, prior_scale={"0": 0.7, "2": 1.3})
     g = torch.Generator().manual_seed(0)
     mean = {k: v.detach().clone() for k, v in m.named_parameters()}
-    var = {k: torch.rand(v.shape, generator=g, dtype=torch.float64) * 0.2 + 0.01 for k, v in mean.items()}
+    var = {
+        k: torch.rand(v.shape, generator=g, dtype=torch.float64) * 0.2 + 0.01
+        for k, v in mean.items()
+    }
     q = DiagGaussian(mean, var)
     S = 200_000
     terms = torch.zeros(S, dtype=torch.float64)
@@ -73,7 +76,9 @@ def test_kl_is_zero_for_q_equal_p_and_sampling_moments():
     p = make_prior(m, prior_scale=0.3)
     q = DiagGaussian(dict(p.mean), {k: torch.full_like(v, 0.09) for k, v in p.mean.items()})
     assert kl_diag(q, p) == pytest.approx(0.0, abs=1e-12)
-    draws = torch.stack([q.sample(torch.Generator().manual_seed(s))["0.weight"] for s in range(4000)])
+    draws = torch.stack(
+        [q.sample(torch.Generator().manual_seed(s))["0.weight"] for s in range(4000)]
+    )
     assert float(draws.var(0).mean()) == pytest.approx(0.09, rel=0.05)
 
 

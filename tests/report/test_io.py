@@ -23,7 +23,9 @@ def test_round_trip_and_no_temp_files(tmp_path):
 
 
 def test_nonfinite_become_null_by_default(tmp_path):
-    path = write_json_atomic(tmp_path / "x.json", {"nan": float("nan"), "inf": [math.inf, -math.inf]})
+    path = write_json_atomic(
+        tmp_path / "x.json", {"nan": float("nan"), "inf": [math.inf, -math.inf]}
+    )
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))

@@ -11,7 +11,14 @@ import weightinfo
 from weightinfo.report import format_layer_rows, layer_table, print_layer_table
 
 ROWS = [
-    {"layer": "fc1", "type": "Linear", "n_params": 1200, "trace": 3.0, "share": 0.75, "mean": 2.5e-3},
+    {
+        "layer": "fc1",
+        "type": "Linear",
+        "n_params": 1200,
+        "trace": 3.0,
+        "share": 0.75,
+        "mean": 2.5e-3,
+    },
     {"layer": "fc2", "type": "Linear", "n_params": 30, "trace": 1.0, "share": 0.25, "mean": 1 / 30},
 ]
 
@@ -27,8 +34,16 @@ def test_plain_text_has_rows_and_total():
 
 
 def test_missing_values_and_root_layer():
-    rows = [{"layer": "", "type": "Linear", "n_params": 3, "trace": 0.0, "share": float("nan"),
-             "mean": 0.0}]
+    rows = [
+        {
+            "layer": "",
+            "type": "Linear",
+            "n_params": 3,
+            "trace": 0.0,
+            "share": float("nan"),
+            "mean": 0.0,
+        }
+    ]
     text = format_layer_rows(rows, show_total=False)
     assert text.splitlines()[-1].split() == ["<root>", "Linear", "3", "0", "-", "0.000e+00"]
 
@@ -36,8 +51,14 @@ def test_missing_values_and_root_layer():
 def test_rich_table_columns_rows_and_footer():
     table = layer_table(ROWS, title="t")
     assert isinstance(table, Table)
-    assert [c.header for c in table.columns] == ["layer", "type", "#params", "trace", "share %",
-                                                 "mean"]
+    assert [c.header for c in table.columns] == [
+        "layer",
+        "type",
+        "#params",
+        "trace",
+        "share %",
+        "mean",
+    ]
     assert table.row_count == 2
     assert table.show_footer and table.columns[3].footer == "4"
     buf = io.StringIO()

@@ -1,6 +1,6 @@
 """Fisher information and Gauss–Newton matrix of a model's weights: ``weightinfo.fisher`` / ``weightinfo.ggn``.
 
-The Fisher of the paper (Achille, Paolini & Soatto 2019, §1.1; labels drawn from the model, not the data):
+The Fisher of the paper (Achille, Paolini & Soatto 2019, Remark 2.6; labels drawn from the model, not the data):
 
     F = (1/N) Σ_i E_{y∼p_w(·|x_i)}[∇_w log p_w(y|x_i) ∇_w log p_w(y|x_i)ᵀ] = (1/N) Σ_i J_iᵀ Λ(z_i) J_i,
 

@@ -5,7 +5,7 @@ the value sets that code and tests check against, and re-exports the helpers tha
 release (:mod:`weightinfo._base.deprecation`):
 
 * ``curvature`` — **which matrix**: the Fisher F = (1/N) Σ_i E_{y∼p_w(·|x_i)}[∇_w log p ∇_w log pᵀ]
-  (Achille, Paolini & Soatto 2019, §1.1), the generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ Λ_i J_i
+  (Achille, Paolini & Soatto 2019, Remark 2.6), the generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ Λ_i J_i
   (Schraudolph 2002), or the Hessian H = ∇²_w L_D of the mean loss.
 * ``kind`` — **how the expectation over labels is taken**: ``"exact"`` (the defining expectation, every label),
   ``"mc"`` (labels drawn from the model, unbiased) or ``"empirical"`` (the data labels in the Fisher's

@@ -8,10 +8,10 @@ IW_β = KL(Q*‖P) at the minimiser Q* of the Information Lagrangian
 with L_D the **mean** per-sample loss and β **per sample** (β_sum = N·β for a summed loss, β_PAC = N·β in Eq. 3).
 P = N(w0, diag λ_l²) (``weightinfo.posterior.make_prior``), Q = N(w*, Σ) around the trained weights w*.
 
-``method="fisher"`` (default) uses the closed form of the quadratic model (Prop. 2.5, §1.4–1.5;
+``method="fisher"`` (default) uses the closed form of the quadratic model (Prop. 2.5;
 ``fisher_form``) with a curvature H: the exact Fisher (labels from the model, Remark 2.6), the Gauss–Newton
 matrix, or the Hessian of the mean loss, in the structure ``"diag"`` (one σ² per weight), ``"filter"`` (one σ² per
-output unit/filter, §1.5), ``"kfac"`` (Kronecker-factored) or ``"full"`` (dense). ``method="variational"``
+output unit/filter, as in Task2Vec), ``"kfac"`` (Kronecker-factored) or ``"full"`` (dense). ``method="variational"``
 learns Q by minimising C_β directly (``weightinfo.iw.variational``).
 
 Besides IW the result reports E_{Q*}[L_D] by Monte Carlo (``mc_samples`` weight draws, each evaluated on all of

@@ -1,6 +1,6 @@
 """Closed-form Gaussian optimum of the Information Lagrangian under the quadratic (Fisher/Laplace) model.
 
-Achille, Paolini & Soatto 2019, Prop. 2.5 (reference §1.4–1.5). With P = N(w0, Λ), Λ = diag λ_l² (one λ per
+Achille, Paolini & Soatto 2019, Prop. 2.5 and Remarks 2.6–2.7. With P = N(w0, Λ), Λ = diag λ_l² (one λ per
 layer), Q = N(w*, Σ) at a minimum w* of the **mean** loss L_D with curvature H (a mean over samples; the Fisher
 F stands in for H, Remark 2.6) and β **per sample**, the quadratic model
 
@@ -10,11 +10,11 @@ is minimised by the **corrected** optimum Σ* = β (H + β Λ^{-1})^{-1}, and th
 
     IW = KL(Q*‖P) = Σ_i (w*_i − w0_i)²/(2λ_i²) + ½ Σ_j g(s_j),   g(s) = ln(1+s) − s/(1+s),
 
-with s_j the eigenvalues of Λ^{1/2} H Λ^{1/2} / β (s = λ²h/β for a per-layer λ; §1.4 eigen-form). Per structure:
+with s_j the eigenvalues of Λ^{1/2} H Λ^{1/2} / β (s = λ²h/β for a per-layer λ; the eigen-form of Prop. 2.5). Per structure:
 
-* ``DiagBlock`` (mean field, §1.5): σ_i² = β/(H_ii + β/λ_l²), IW_i = (w_i − w0_i)²/(2λ_l²) + ½ g(λ_l² H_ii/β).
+* ``DiagBlock`` (mean field): σ_i² = β/(H_ii + β/λ_l²), IW_i = (w_i − w0_i)²/(2λ_l²) + ½ g(λ_l² H_ii/β).
   With ``filter_shared`` (one σ² per output unit/filter f: all axes but the first; 1-D/0-D parameters per
-  entry; Task2Vec/CLP style, §1.5), the exact optimum within that family is
+  entry; as in Task2Vec, Achille et al. 2019, and Critical Learning Periods, Achille, Rovere & Soatto 2019), the exact optimum within that family is
   σ_f^{-2} = mean_{i∈f}(H_ii)/β + 1/λ², and every weight of f costs (w_i − w0_i)²/(2λ²) + ½ g(λ² mean_f(H)/β).
 * ``DenseBlock`` (full): M = Λ^{1/2} H Λ^{1/2} = U diag(m) Uᵀ, s = m/β; per weight
   IW_i = (w_i − w0_i)²/(2λ_i²) + ½ Σ_j g(s_j) U_ij² (the diagonal of ½ g(M/β): sums exactly to the total, does not
@@ -30,9 +30,9 @@ Conventions (binding box of the reference):
 
 * ``convention="paper"``: the paper's printed Σ*_paper = (β/2)(H + β/(2λ²) I)^{-1}, i.e. the corrected optimum at
   β/2 (Taylor term written without its ½), and its printed Eq. 8, which equals the corrected IW at β/2 **minus k/2**
-  (k parameters; §1.4, "the constant should be −k/2"). Per weight: IW_i^paper = IW_i^corrected(β/2) − ½. The
+  (k parameters; the printed Eq. 8 misses a constant −k/2). Per weight: IW_i^paper = IW_i^corrected(β/2) − ½. The
   reported nats can then be negative; ``GaussianOptimum.kl`` keeps the true KL(Q*_paper‖P) = IW^corrected(β/2).
-* ``approximation="small_beta"`` (all s ≫ 1, §1.4): g(s) is replaced by ln s − 1, giving
+* ``approximation="small_beta"`` (all s ≫ 1, as in the paper's Eq. 8): g(s) is replaced by ln s − 1, giving
   IW ≈ ½ Σ_j ln(λ² h_j/β) − k/2 + ‖w* − w0‖²/(2λ²) ≈ ½ ln|F| + const. It is refused (``ValueError`` naming the
   parameter) when some h ≤ 0, where ½ ln|F| → −∞. Σ* is not approximated.
 

@@ -7,7 +7,7 @@ per-sample loss, β **per sample**)
 
 The means stay frozen at the trained weights w*; we learn log σ² — one per weight (``structure="diag"``) or one
 per output unit/filter, shared over every axis but the first (``"filter"``; 1-D parameters keep one per entry) —
-and optionally log λ_l² per layer (``learn_prior_scale``). Under the quadratic model (paper §1.4–1.5) the optima
+and optionally log λ_l² per layer (``learn_prior_scale``). Under the quadratic model (Achille, Paolini & Soatto 2019, Prop. 2.5) the optima
 are σ_i² = β/(H_ii + β/λ_l²) (diag), σ_f⁻² = mean_{i∈f}(H_ii)/β + 1/λ_l² (filter) and λ_l² = mean_{i∈l}((w_i −
 w0_i)² + σ_i²); this estimator needs no curvature and no quadratic model, only the loss.
 

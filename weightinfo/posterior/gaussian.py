@@ -1,7 +1,7 @@
 """The post-distribution (posterior code) Q = N(μ, Σ) around trained weights, and its KL to the prior.
 
 ``DiagGaussian``: Σ = diag σ² per parameter (σ² shared within an output unit/filter is stored expanded, so every
-map stays shaped like its parameter). Closed form, in nats (Achille et al. 2019, §1.4):
+map stays shaped like its parameter). Closed form, in nats (Achille, Paolini & Soatto 2019, Prop. 2.5):
 
     KL(Q‖P) = Σ_i ½ [ σ_i²/λ_i² + (μ_i − w0_i)²/λ_i² − 1 + ln(λ_i²/σ_i²) ],
 
