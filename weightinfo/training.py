@@ -216,6 +216,55 @@ def _make_schedule(
     raise ValueError(f"unknown schedule={name!r}; expected one of {SCHEDULES}")
 
 
+def _checked(model, loss, epochs, lr, schedule, callbacks) -> tuple[int, tuple, list[nn.Parameter]]:
+    """``train``'s arguments checked: (epochs, callbacks, trainable parameters), or an error naming one."""
+    _check_loss(loss)
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = int(epochs)
+    if not (math.isfinite(float(lr)) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule={schedule!r}; expected one of {SCHEDULES}")
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        if _hook(cb, "on_batch_end") is None and _hook(cb, "on_epoch_end") is None:
+            raise TypeError(f"callback {cb!r} has neither on_batch_end nor on_epoch_end")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no parameter with requires_grad=True")
+    return epochs, callbacks, params
+
+
+def _epochs(
+    model, train_loader, eval_loader, opt, scheduler, loss, dev, state, callbacks, epochs, progress
+):
+    """Up to ``epochs`` epochs (fewer if a callback sets ``state.stop``), each recorded in ``state.history``."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs, desc="train", unit="epoch", disable=not progress_enabled(progress))
+    try:
+        for epoch in range(1, epochs + 1):
+            state.epoch = epoch
+            record = _train_epoch(model, train_loader, opt, loss, dev, state, callbacks)
+            if scheduler is not None:
+                scheduler.step()
+            if eval_loader is not None:
+                ev = evaluate(model, eval_loader, loss, device=dev)
+                record["eval_loss"], record["eval_accuracy"] = ev["loss"], ev["accuracy"]
+            record["time"] = time.perf_counter() - record.pop("_t0")
+            state.history.append(record)
+            state.metrics = dict(record)
+            _run_hooks(callbacks, "on_epoch_end", state)
+            bar.update(1)
+            shown = ("train_loss", "eval_accuracy")
+            bar.set_postfix({k: f"{record[k]:.4g}" for k in shown if record[k] is not None})
+            if state.stop:
+                break
+    finally:
+        bar.close()
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -270,21 +319,7 @@ def train(
     :class:`NonFiniteLossError` (a ``ValueError``) naming the epoch and step if the loss becomes
     NaN/Inf, and ``ValueError`` if the loader yields no samples.
     """
-    _check_loss(loss)
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    epochs = int(epochs)
-    if not (math.isfinite(float(lr)) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule={schedule!r}; expected one of {SCHEDULES}")
-    callbacks = tuple(callbacks)
-    for cb in callbacks:
-        if _hook(cb, "on_batch_end") is None and _hook(cb, "on_epoch_end") is None:
-            raise TypeError(f"callback {cb!r} has neither on_batch_end nor on_epoch_end")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no parameter with requires_grad=True")
+    epochs, callbacks, params = _checked(model, loss, epochs, lr, schedule, callbacks)
     if device is not None:
         model.to(device)
     dev = torch.device(device) if device is not None else params[0].device
@@ -306,43 +341,17 @@ def train(
         "batch_size": getattr(train_loader, "batch_size", None),
     }
     state = TrainState(model=model, optimizer=opt)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=epochs, desc="train", unit="epoch", disable=not progress_enabled(progress))
     t_start = time.perf_counter()
     # The run's randomness (dropout masks, any global-RNG draw of a callback or model) comes from
     # ``seed`` alone, in a forked RNG: the caller's global RNG state neither changes the run nor is
-    # changed by it (dropout cannot take a generator). Restored in ``finally``.
-    rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
-    rng.__enter__()
-    torch.manual_seed(seed)
-    try:
-        for epoch in range(1, epochs + 1):
-            state.epoch = epoch
-            record = _train_epoch(model, train_loader, opt, loss, dev, state, callbacks)
-            if scheduler is not None:
-                scheduler.step()
-            if eval_loader is not None:
-                ev = evaluate(model, eval_loader, loss, device=dev)
-                record["eval_loss"], record["eval_accuracy"] = ev["loss"], ev["accuracy"]
-            record["time"] = time.perf_counter() - record.pop("_t0")
-            state.history.append(record)
-            state.metrics = dict(record)
-            _run_hooks(callbacks, "on_epoch_end", state)
-            bar.update(1)
-            bar.set_postfix(
-                {
-                    k: f"{record[k]:.4g}"
-                    for k in ("train_loss", "eval_accuracy")
-                    if record[k] is not None
-                }
-            )
-            if state.stop:
-                break
-    finally:
-        bar.close()
-        model.eval()
-        rng.__exit__(None, None, None)
+    # changed by it (dropout cannot take a generator).
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        try:
+            _epochs(model, train_loader, eval_loader, opt, scheduler, loss, dev, state, callbacks,
+                    epochs, progress)  # fmt: skip
+        finally:
+            model.eval()
     last = state.history[-1]
     final = {k: last[k] for k in ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy")}
     return TrainResult(
