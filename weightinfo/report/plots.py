@@ -90,32 +90,8 @@ def _maps(result, max_maps: int):
     return out, len(lin)
 
 
-def plot_where(result, path, *, title: str | None = None, max_maps: int = 6) -> Path:
-    """Per-layer nats (bars) and per-filter / per-unit maps of ``result`` (an ``InformationResult``), as PNG.
-
-    Returns ``path``. ``max_maps`` caps the number of convolution heat maps (or linear bar strips).
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    rows = result.per_layer.rows
-    if not rows:
-        raise ValueError("the result has no parameters to plot")
-    maps, n_maps = _maps(result, max_maps)
-    ncols = min(3, max(1, len(maps)))
-    nrows_maps = math.ceil(len(maps) / ncols) if maps else 0
-    bar_h = max(2.2, 0.34 * len(rows) + 1.0)
-    map_h = 3.1
-    fig = figure(12.0, bar_h + map_h * nrows_maps + 1.0)
-    gs = fig.add_gridspec(
-        1 + nrows_maps,
-        ncols,
-        height_ratios=[bar_h] + [map_h] * nrows_maps,
-        hspace=0.55,
-        wspace=0.35,
-    )
-
-    # Per-layer bars.
-    ax = fig.add_subplot(gs[0, :])
+def _layer_bars(ax, rows) -> None:
+    """Nats per layer as horizontal bars, each labelled with its share, nats per weight and size."""
     labels = [f"{r['layer'] or '<root>'} ({r['type']})" if r["type"] else r["layer"] for r in rows]
     nats = [r["nats"] for r in rows]
     ypos = list(range(len(rows)))
@@ -141,34 +117,65 @@ def plot_where(result, path, *, title: str | None = None, max_maps: int = 6) -> 
         "Where is the information: nats per layer (share of total, nats per weight)", fontsize=10
     )
 
-    # Per-filter heat maps or per-unit strips.
+
+def _filter_map(fig, a, name: str, arr, note) -> None:
+    """A convolution's nats per (output filter, input channel), summed over the kernel, as a heat map."""
+    from matplotlib.ticker import MaxNLocator
+
+    im = a.imshow(arr, aspect="auto", interpolation="nearest", cmap="viridis")
+    a.set_xlabel("input channel", fontsize=8)
+    a.set_ylabel("output filter", fontsize=8)
+    for axis, size in ((a.xaxis, arr.shape[1]), (a.yaxis, arr.shape[0])):
+        if size <= 16:
+            axis.set_ticks(range(size))
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
+    a.set_title(f"{name}: nats per filter × input\n(summed over {note} kernel)", fontsize=8.5)
+    cb = fig.colorbar(im, ax=a, fraction=0.046, pad=0.03)
+    cb.set_label("nats", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+
+
+def _unit_strip(a, name: str, vals, note) -> None:
+    """A linear layer's nats per output unit as a bar strip."""
+    a.bar(range(len(vals)), vals, width=1.0, color="tab:orange", linewidth=0)
+    a.set_xlim(-0.5, len(vals) - 0.5)
+    a.set_xlabel("output unit", fontsize=8)
+    a.set_ylabel("nats" + (f" ({note})" if note else ""), fontsize=8)
+    a.set_title(f"{name}: nats per output unit", fontsize=8.5)
+    a.grid(axis="y", alpha=0.3)
+
+
+def plot_where(result, path, *, title: str | None = None, max_maps: int = 6) -> Path:
+    """Per-layer nats (bars) and per-filter / per-unit maps of ``result`` (an ``InformationResult``), as PNG.
+
+    Returns ``path``. ``max_maps`` caps the number of convolution heat maps (or linear bar strips).
+    """
+    rows = result.per_layer.rows
+    if not rows:
+        raise ValueError("the result has no parameters to plot")
+    maps, n_maps = _maps(result, max_maps)
+    ncols = min(3, max(1, len(maps)))
+    nrows_maps = math.ceil(len(maps) / ncols) if maps else 0
+    bar_h = max(2.2, 0.34 * len(rows) + 1.0)
+    map_h = 3.1
+    fig = figure(12.0, bar_h + map_h * nrows_maps + 1.0)
+    gs = fig.add_gridspec(
+        1 + nrows_maps,
+        ncols,
+        height_ratios=[bar_h] + [map_h] * nrows_maps,
+        hspace=0.55,
+        wspace=0.35,
+    )
+
+    _layer_bars(fig.add_subplot(gs[0, :]), rows)
     for i, (kind, layer, ltype, data, note) in enumerate(maps):
         a = fig.add_subplot(gs[1 + i // ncols, i % ncols])
         name = f"{layer or '<root>'}" + (f" ({ltype})" if ltype else "")
         if kind == "conv":
-            arr = data.numpy()
-            im = a.imshow(arr, aspect="auto", interpolation="nearest", cmap="viridis")
-            a.set_xlabel("input channel", fontsize=8)
-            a.set_ylabel("output filter", fontsize=8)
-            for axis, size in ((a.xaxis, arr.shape[1]), (a.yaxis, arr.shape[0])):
-                if size <= 16:
-                    axis.set_ticks(range(size))
-                else:
-                    axis.set_major_locator(MaxNLocator(integer=True))
-            a.set_title(
-                f"{name}: nats per filter × input\n(summed over {note} kernel)", fontsize=8.5
-            )
-            cb = fig.colorbar(im, ax=a, fraction=0.046, pad=0.03)
-            cb.set_label("nats", fontsize=8)
-            cb.ax.tick_params(labelsize=7)
+            _filter_map(fig, a, name, data.numpy(), note)
         else:
-            vals = data.numpy()
-            a.bar(range(len(vals)), vals, width=1.0, color="tab:orange", linewidth=0)
-            a.set_xlim(-0.5, len(vals) - 0.5)
-            a.set_xlabel("output unit", fontsize=8)
-            a.set_ylabel("nats" + (f" ({note})" if note else ""), fontsize=8)
-            a.set_title(f"{name}: nats per output unit", fontsize=8.5)
-            a.grid(axis="y", alpha=0.3)
+            _unit_strip(a, name, data.numpy(), note)
         a.tick_params(labelsize=7)
     if n_maps > len(maps):
         fig.text(
