@@ -2,8 +2,8 @@
 
 See :mod:`weightinfo.certificates.certificate` (the two-step certificate), ``options`` (its option objects
 :class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`), ``inputs`` (the data checks),
-``posterior_fit`` (data-dependent prior and bound-driven posterior) and ``risk`` (Monte Carlo Gibbs risk,
-bounded cross-entropy).
+``posterior_fit`` (data-dependent prior and bound-driven posterior), ``risk`` (Monte Carlo Gibbs risk,
+bounded cross-entropy) and ``record`` (what a certificate certifies, by content; :func:`verify_certificate`).
 """
 
 from .certificate import Certificate, certify
@@ -16,6 +16,8 @@ from .options import (
     PriorOptions,
 )
 from .posterior_fit import OBJECTIVES, fit_posterior, train_prior_mean
+from .record import Verification
+from .record import verify as verify_certificate
 from .risk import P_MIN, bounded_ce
 
 __all__ = [
@@ -32,4 +34,6 @@ __all__ = [
     "bounded_ce",
     "fit_posterior",
     "train_prior_mean",
+    "verify_certificate",
+    "Verification",
 ]

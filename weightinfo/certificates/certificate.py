@@ -42,6 +42,7 @@ from .options import (
     PriorOptions,
     resolve_options,
 )
+from .record import certificate_record, options_record
 
 __all__ = [
     "MC_ESTIMATORS",
@@ -93,6 +94,8 @@ class Certificate:
     grid: list = field(default_factory=list)
     learned_prior_scale: float | None = None
     posterior_options: dict | None = None
+    # What is certified, by content (``record.certificate_record``); the CLI adds its own fields.
+    record: dict | None = None
 
     @property
     def confidence(self) -> float:
@@ -408,6 +411,17 @@ def certify(
         grid=screened,
         learned_prior_scale=learned,
         posterior_options=_posterior_record(q),
+        record=certificate_record(
+            model,
+            {"prior": prior_xy, "posterior": (xq, yq), "bound": (xb, yb), "test": test},
+            {"prior": prior_indices, "bound": bound_indices},
+            w0,
+            mean,
+            var,
+            options_record(
+                p, q, mco, delta=float(delta), risk=risk, seed=int(seed), k_union=k_union
+            ),
+        ),
     )
 
 

@@ -8,6 +8,7 @@ on the whole training set. Writes ``certificate.json`` (``Certificate.to_dict()`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -75,7 +76,18 @@ def _floats(text: str, option: str) -> list[float]:
 
 
 def certify_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for certificate.json/.png.")],
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for certificate.json/.png.")
+    ] = None,
+    verify: Annotated[
+        Path | None,
+        typer.Option(
+            "--verify",
+            help="Check a certificate.json instead of computing one: recompute its bound from the "
+            "recorded terms (exit 0 if consistent, 2 if not).",
+        ),
+    ] = None,
     dataset: DatasetOpt = None,
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
@@ -144,7 +156,12 @@ def certify_cmd(
     from ..report import write_json_atomic
 
     quiet = quiet or STATE.quiet
+    if verify is not None:
+        _verify(verify)
+        return
     with user_errors():
+        if out is None:
+            raise ValueError("--out FOLDER is required (or --verify certificate.json)")
         check_output(out, "--out", folder=True)
         scales = _floats(prior_scale, "--prior-scale")
         betas = _floats(beta, "--beta")
@@ -199,8 +216,60 @@ def certify_cmd(
                 f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "
                 f"majority vote {cert.majority_vote_test_error:.4f}"
             )
+        record = dict(cert.to_dict())
+        record["record"] = dict(
+            record["record"] or {},
+            dataset=name,
+            split={"seed": seed, "prior_fraction": prior_fraction, "test_fraction": test_fraction},
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            command=_command_line(ctx),
+        )
         with all_or_nothing(out) as stage:
-            write_json_atomic(stage / "certificate.json", cert.to_dict())
+            write_json_atomic(stage / "certificate.json", record)
             plot_terms(cert, stage / "certificate.png")
         for name in ("certificate.json", "certificate.png"):
             info(f"wrote {Path(out) / name}", quiet)
+
+
+def _verify(path: Path) -> None:
+    """``--verify``: the checks of :func:`weightinfo.certificates.verify_certificate` on a certificate file."""
+    import json
+
+    from ..certificates import verify_certificate
+
+    with user_errors():
+        try:
+            cert = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--verify {str(path)!r}: cannot read a certificate ({e})") from None
+        if not isinstance(cert, dict):
+            raise ValueError(f"--verify {str(path)!r}: not a certificate (a JSON object)")
+        result = verify_certificate(cert)
+    say(str(result))
+    if not result.ok:
+        say(f"{path}: NOT consistent with its recorded terms")
+        raise typer.Exit(2)
+    say(f"{path}: consistent (risk bound {float(cert['risk_bound']):.6f} recomputed)")
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """This invocation as a shell command: the variables that change results (``OMP_NUM_THREADS``, …), then
+    ``weightinfo certify`` and the options given on the command line (read from the command's context, so that
+    it is right however the command was started)."""
+    import shlex
+
+    from .._base.provenance import ENV_VARS
+
+    words = [f"{k}={os.environ[k]}" for k in ENV_VARS if os.environ.get(k)]
+    words += ["weightinfo", *ctx.command_path.split()[1:]]
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name)
+        if getattr(source, "name", None) != "COMMANDLINE" or not p.opts:
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            words.append(p.opts[0] if value else (p.secondary_opts or p.opts)[0])
+        else:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                words += [p.opts[0], str(v)]
+    return " ".join(shlex.quote(w) if "=" not in w else w for w in words)
