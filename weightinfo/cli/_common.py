@@ -90,6 +90,31 @@ def stdout_console():
     return Console(highlight=False)
 
 
+def command_line(
+    ctx: typer.Context, *, skip: tuple[str, ...] = ("quiet",), env: bool = False
+) -> str:
+    """This invocation as a rerunnable shell command: ``weightinfo``, the sub-command path and the options given
+    on the command line, in declaration order (read from the command's context, so that it is right however the
+    command was started). ``env``: prefix the variables that change results (``OMP_NUM_THREADS``, …)."""
+    import shlex
+
+    from .._base.provenance import ENV_VARS
+
+    words = ["weightinfo", *ctx.command_path.split()[1:]]
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name)
+        if p.name in skip or getattr(source, "name", None) != "COMMANDLINE" or not p.opts:
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            words += [p.opts[0]] if value else p.secondary_opts[:1]
+        else:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                words += [p.opts[0], str(v)]
+    prefix = [f"{k}={shlex.quote(os.environ[k])}" for k in ENV_VARS if env and os.environ.get(k)]
+    return " ".join(prefix + [shlex.quote(w) for w in words])
+
+
 def info(message: str, quiet: bool) -> None:
     """A status line on stderr (not with ``--quiet``)."""
     if not quiet:

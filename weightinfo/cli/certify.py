@@ -8,7 +8,6 @@ on the whole training set. Writes ``certificate.json`` (``Certificate.to_dict()`
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +24,7 @@ from ._common import (
     WidthsOpt,
     all_or_nothing,
     check_output,
+    command_line,
     info,
     load_source,
     say,
@@ -222,7 +222,7 @@ def certify_cmd(
             dataset=name,
             split={"seed": seed, "prior_fraction": prior_fraction, "test_fraction": test_fraction},
             checkpoint=None if checkpoint is None else str(checkpoint),
-            command=_command_line(ctx),
+            command=command_line(ctx, env=True),
         )
         with all_or_nothing(out) as stage:
             write_json_atomic(stage / "certificate.json", record)
@@ -250,26 +250,3 @@ def _verify(path: Path) -> None:
         say(f"{path}: NOT consistent with its recorded terms")
         raise typer.Exit(2)
     say(f"{path}: consistent (risk bound {float(cert['risk_bound']):.6f} recomputed)")
-
-
-def _command_line(ctx: typer.Context) -> str:
-    """This invocation as a shell command: the variables that change results (``OMP_NUM_THREADS``, …), then
-    ``weightinfo certify`` and the options given on the command line (read from the command's context, so that
-    it is right however the command was started)."""
-    import shlex
-
-    from .._base.provenance import ENV_VARS
-
-    words = [f"{k}={os.environ[k]}" for k in ENV_VARS if os.environ.get(k)]
-    words += ["weightinfo", *ctx.command_path.split()[1:]]
-    for p in ctx.command.params:
-        source = ctx.get_parameter_source(p.name)
-        if getattr(source, "name", None) != "COMMANDLINE" or not p.opts:
-            continue
-        value = ctx.params[p.name]
-        if getattr(p, "is_flag", False):
-            words.append(p.opts[0] if value else (p.secondary_opts or p.opts)[0])
-        else:
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                words += [p.opts[0], str(v)]
-    return " ".join(shlex.quote(w) if "=" not in w else w for w in words)

@@ -23,7 +23,6 @@ the repository never replaces the documented results unless asked to (``--out do
 
 from __future__ import annotations
 
-import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +32,7 @@ import typer
 from ..experiments.certificates import RUNS as CERTIFICATE_RUNS
 from ..experiments.random_labels import DEFAULTS as RL_DEFAULTS
 from ..experiments.random_labels import QUICK as RL_QUICK
-from ._common import STATE, Quiet, info, say, user_errors
+from ._common import STATE, Quiet, command_line, info, say, user_errors
 
 app = typer.Typer(
     name="reproduce",
@@ -59,21 +58,6 @@ def fresh_run_folder(experiment: str, root: Path = RUNS_DIR) -> Path:
             continue
         return path
     raise ValueError(f"--out: no free folder name for {experiment}-{stamp} in {root}")
-
-
-def _command_line(ctx: typer.Context, words: list[str], skip: tuple[str, ...] = ("quiet",)) -> str:
-    """``words`` and the options given on the command line, in declaration order (a rerunnable command)."""
-    words = list(words)
-    for p in ctx.command.params:
-        source = ctx.get_parameter_source(p.name)
-        if p.name in skip or getattr(source, "name", None) != "COMMANDLINE":
-            continue
-        value = ctx.params[p.name]
-        if getattr(p, "is_flag", False):
-            words += [p.opts[0]] if value else []
-        else:
-            words += [p.opts[0], str(value)]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,7 +277,7 @@ def random_labels_cmd(
     given = {k: ctx.params[k] for k in RL_DEFAULTS if k in ctx.params}
     with user_errors():
         s = random_labels_settings(quick, given)
-        command = _command_line(ctx, ["weightinfo", "reproduce", "random-labels"])
+        command = command_line(ctx)
         folder = out if out is not None else fresh_run_folder("random-labels")
         result = _run_random_labels(
             s, out_dir=folder, progress=lambda msg: info(msg, quiet), command=command, quick=quick
