@@ -33,6 +33,7 @@ def test_content_hash_sees_values_dtype_shape_and_order():
     assert content_hash(x) != content_hash(x.reshape(2, 3))
     assert content_hash(x) != content_hash(x.flip(0))
     assert content_hash(x, None) != content_hash(x)
+    assert content_hash(x.bfloat16()) != content_hash(x.half())  # dtypes numpy lacks hash too
 
 
 def test_record_names_data_split_weights_and_options(cert):
