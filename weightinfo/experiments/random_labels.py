@@ -50,8 +50,14 @@ from typing import Any
 
 from .._base.machine import machine_info
 from .._base.provenance import made_by
-from ._random_labels_defaults import CHOICE_NOTE, DEFAULTS, METHODS, QUICK, parse_pairs
-from ._random_labels_defaults import check_settings as _checked
+from ._random_labels_defaults import (
+    CHOICE_NOTE,
+    DEFAULTS,
+    METHODS,
+    QUICK,
+    check_settings,
+    parse_pairs,
+)
 from ._random_labels_report import markdown as markdown
 from ._random_labels_report import plot as plot
 from ._random_labels_report import strictly_increasing, write_outputs
@@ -429,7 +435,7 @@ def run(
     from ..models import build_model, count_parameters
 
     say = _reporter(progress)
-    fractions, methods, widths, sensitivity = _checked(
+    fractions, methods, widths, sensitivity = check_settings(
         fractions, methods, widths, beta, prior_scale, sensitivity
     )
     training = _Training(epochs, lr, batch_size, fit_loss, seed)
