@@ -26,7 +26,7 @@ def setup():
 @pytest.fixture(scope="module")
 def standard(setup):
     _, model, kw = setup
-    return wc.certify(model, **kw)
+    return wc.certify(model, **kw, mc="standard")
 
 
 def test_data_prior_optimized_posterior_is_non_vacuous(standard):

@@ -46,9 +46,9 @@ def _small(ds, init, **kw):
 def test_option_objects_give_the_pinned_certificate_bit_for_bit():
     ds, model, kw = _setup()
     kw = dict(kw)
-    prior = PriorOptions(epochs=2, init_state=kw.pop("init_state"))
+    prior = PriorOptions(epochs=2, holdout=0, init_state=kw.pop("init_state"))
     posterior = PosteriorOptions(epochs=1)
-    mc = MonteCarloOptions(samples=50)
+    mc = MonteCarloOptions(estimator="standard", samples=50)
     c = weightinfo.certify(
         model,
         **kw,
@@ -59,6 +59,7 @@ def test_option_objects_give_the_pinned_certificate_bit_for_bit():
     )
     assert CASES["optimize"]["prior_epochs"] == 2  # the same settings as the pinned flat call
     assert {k: getattr(c, k) for k in PINNED["optimize"]} == PINNED["optimize"]
+    assert c.search is None and c.chosen["posterior"] == "optimize"
 
 
 def test_options_are_frozen_and_lists_become_tuples():

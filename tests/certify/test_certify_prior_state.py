@@ -107,8 +107,18 @@ def test_prior_training_settings_reach_the_prior(setup, monkeypatch):
         prior_momentum=0.5,
         **kw,
     )
+    info = seen.pop("info")
+    assert isinstance(info, dict)
     assert seen == dict(
-        init_state=None, epochs=3, lr=0.01, batch_size=16, momentum=0.5, seed=0, n=len(pi)
+        init_state=None,
+        epochs=3,
+        lr=0.01,
+        batch_size=16,
+        momentum=0.5,
+        seed=0,
+        holdout=0.1,
+        patience=5,
+        n=len(pi),
     )
 
 

@@ -2,7 +2,8 @@
 
 See :mod:`weightinfo.certificates.certificate` (the two-step certificate), ``options`` (its option objects
 :class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`), ``inputs`` (the data checks),
-``posterior_fit`` (data-dependent prior and bound-driven posterior), ``risk`` (Monte Carlo Gibbs risk,
+``selection`` (the declared set :data:`DEFAULT_SEARCH` of the automatic selection and its
+:class:`Candidate`), ``posterior_fit`` (data-dependent prior and bound-driven posterior), ``risk`` (Monte Carlo Gibbs risk,
 bounded cross-entropy) and ``record`` (what a certificate certifies, by content; :func:`verify_certificate`).
 """
 
@@ -19,6 +20,7 @@ from .posterior_fit import OBJECTIVES, fit_posterior, train_prior_mean
 from .record import Verification
 from .record import verify as verify_certificate
 from .risk import P_MIN, bounded_ce
+from .selection import DEFAULT_SEARCH, Candidate
 
 __all__ = [
     "certify",
@@ -26,6 +28,8 @@ __all__ = [
     "PriorOptions",
     "PosteriorOptions",
     "MonteCarloOptions",
+    "Candidate",
+    "DEFAULT_SEARCH",
     "PRIORS",
     "POSTERIORS",
     "MC_ESTIMATORS",

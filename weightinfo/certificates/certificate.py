@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from .._base.deprecation import renamed_kwargs
 from ..bounds.two_step import total_confidence
 from . import posterior_fit as pf
 from . import risk as R
+from ._posteriors import candidate_posteriors, kl_to_prior
 from .inputs import check_disjoint, checked_data, data_sets
 from .options import (
     MC_ESTIMATORS,
@@ -40,9 +41,11 @@ from .options import (
     MonteCarloOptions,
     PosteriorOptions,
     PriorOptions,
+    mc_repetitions_for,
     resolve_options,
 )
 from .record import certificate_record, options_record
+from .selection import DEFAULT_SEARCH, FISHER_EXAMPLES, Candidate
 
 __all__ = [
     "MC_ESTIMATORS",
@@ -94,6 +97,11 @@ class Certificate:
     grid: list = field(default_factory=list)
     learned_prior_scale: float | None = None
     posterior_options: dict | None = None
+    # The declared set chosen among (automatic selection; None for a pinned grid) and the chosen candidate.
+    search: list | None = None
+    chosen: dict | None = None
+    # The prior mean's training: epochs run, best epoch, held-out error (None for a given prior mean).
+    prior_training: dict | None = None
     # What is certified, by content (``record.certificate_record``); the CLI adds its own fields.
     record: dict | None = None
 
@@ -146,9 +154,10 @@ def _stream(*key: int) -> torch.Generator:
 
 
 def _prior_mean(
-    model: nn.Module, p: PriorOptions, prior_data, seed: int
+    model: nn.Module, p: PriorOptions, prior_data, seed: int, info: dict
 ) -> dict[str, torch.Tensor]:
-    """w0: the given trained state, the prior data's ERM solution, or the initial weights."""
+    """w0: the given trained state, the prior data's ERM solution (early-stopped on a held-out part of the
+    prior data), or the initial weights. ``info`` receives the training's epochs and held-out error."""
     if p.state is not None:
         return _state_means(model, p.state, "prior_state")
     if p.source == "data":
@@ -161,6 +170,9 @@ def _prior_mean(
             batch_size=p.batch_size,
             momentum=p.momentum,
             seed=seed,
+            holdout=p.holdout,
+            patience=p.patience,
+            info=info,
         )
     return _state_means(model, p.init_state, "init_state")
 
@@ -208,70 +220,113 @@ class _BoundSet:
         )
 
 
-def _select(bound_set: _BoundSet, candidates, n_points: int, w0, m_screen: int, mc_seed: int):
-    """The grid point with the smallest screening bound (``m_screen`` draws each), and the screened rows.
+def _select(bound_set: _BoundSet, posteriors, n_points: int, w0, m_screen: int, mc_seed: int):
+    """The candidate with the smallest screening bound (``m_screen`` draws each), and the screened rows.
 
-    A single point is taken as is, without screening draws."""
+    A single candidate is taken as is, without screening draws."""
     screened, best, best_score = [], None, math.inf
-    for j, (lam, b, mean, var) in enumerate(candidates):
-        kl = _kl(mean, var, w0, lam)
+    for j, (cand, mean, var) in enumerate(posteriors):
+        kl = kl_to_prior(mean, var, w0, cand.prior_scale)
         if n_points == 1:
-            return (lam, b, mean, var, kl), screened
+            return (cand, mean, var, kl), screened
         emp = bound_set.gibbs_risk(mean, var, m_screen, _stream(mc_seed, 1, j))
         score = bound_set.bound(emp, kl, m_screen).risk_bound
         screened.append(
-            {"prior_scale": lam, "beta": b, "kl_nats": kl, "screen_emp": emp, "screen_bound": score}
+            {
+                "prior_scale": cand.prior_scale,
+                "beta": cand.beta,
+                "kl_nats": kl,
+                "screen_emp": emp,
+                "screen_bound": score,
+                "candidate": cand.label,
+            }
         )
         if score < best_score:
-            best, best_score = (lam, b, mean, var, kl), score
+            best, best_score = (cand, mean, var, kl), score
     return best, screened
 
 
-def _near_learnt_scale(candidates, grid: list[float], w0):
+def _near_learnt_scale(posteriors, grid: list[float], w0):
     """Dziugaite & Roy's learnt λ: one fit; the grid points bracketing the learnt λ are the only ones
-    screened (all of the grid is paid for). Returns ``(learnt λ, candidates, points)``."""
-    _, _, mean, var = next(candidates)
+    screened (all of the grid is paid for). Returns ``(learnt λ, posteriors, number of points)``."""
+    cand, mean, var = next(posteriors)
     learned = pf.optimal_prior_scale(mean, var, w0)
     below = [lam for lam in grid if lam <= learned]
     above = [lam for lam in grid if lam >= learned]
     near = sorted(({max(below)} if below else set()) | ({min(above)} if above else set()))
-    return learned, [(lam, None, mean, var) for lam in near], [(lam, None) for lam in near]
+    return learned, [(replace(cand, prior_scale=lam), mean, var) for lam in near], len(near)
 
 
 def _test_errors(model, test_data, mean, var, mc: MonteCarloOptions, seed: int):
-    """Gibbs, posterior-mean and majority-vote test errors (reported, not certified)."""
+    """Gibbs, posterior-mean and majority-vote test errors (reported, not certified). The Gibbs error is
+    estimated with the certificate's estimator: m·n ≥ 10⁵ per-example draws, or the standard networks."""
     if test_data is None:
         return None, None, None
     xt, yt = test_data
     std = {k: v.sqrt() for k, v in var.items()}
     gen = torch.Generator().manual_seed(int(seed) + 7)
+    if mc.estimator == "per_example":
+        m = int(mc.samples) if mc.samples is not None else mc_repetitions_for(len(yt), 1e5)
+        gibbs = R.gibbs_error_per_example(model, xt, yt, mean, var, m, gen)[0]
+    else:
+        gibbs = float(
+            R.gibbs_errors_standard(model, xt, yt, mean, std, mc.draws(len(yt)), gen).mean()
+        )
     return (
-        float(R.gibbs_errors_standard(model, xt, yt, mean, std, mc.samples, gen).mean()),
+        gibbs,
         R.mean_network_error(model, xt, yt, mean),
         R.majority_vote_error(model, xt, yt, mean, std, mc.majority_votes, gen),
     )
 
 
 def _fit_kwargs(q: PosteriorOptions, n: int, delta_k: float, seed: int) -> dict:
-    """The keywords :func:`_posteriors` passes to :func:`posterior_fit.fit_posterior`."""
+    """The keywords of :func:`posterior_fit.fit_posterior` shared by every optimised candidate."""
     return dict(
-        objective=q.objective,
-        n=n,
+        objective_name=q.objective,
+        n_bound=n,
         delta=delta_k,
-        init=q.init,
         epochs=q.epochs,
         lr=q.lr,
         batch_size=q.batch_size,
         seed=seed,
-        fit_options=dict(
-            surrogate=q.surrogate,
-            sigma_init=q.sigma_init,
-            sigma_init_factor=float(q.sigma_factor),
-            optimizer=q.optimizer,
-            lr_drop_epoch=q.lr_drop_epoch,
-        ),
+        surrogate=q.surrogate,
+        sigma_init=q.sigma_init,
+        sigma_init_factor=float(q.sigma_factor),
+        optimizer=q.optimizer,
+        lr_drop_epoch=q.lr_drop_epoch,
         learn_prior_scale=bool(q.learn_prior_scale),
     )
+
+
+#: Flat keywords that pin a setting the automatic selection varies (giving one turns the selection off).
+SEARCH_KEYWORDS = ("prior_scale", "beta", "posterior_lr", "posterior_epochs", "learn_prior_scale")
+
+
+def _candidates(search, prior, posterior, options, p: PriorOptions, q: PosteriorOptions):
+    """The declared set and whether it is the automatic one: ``search`` itself, :data:`DEFAULT_SEARCH`,
+    or the grid the pinned options give (λ × β, in that order)."""
+    if search is None:
+        pinned = (
+            posterior is not None
+            or isinstance(prior, PriorOptions)
+            or any(k in options for k in SEARCH_KEYWORDS)
+        )
+        search = "pinned" if pinned else "auto"
+    if isinstance(search, str):
+        check_choice("search", search, ("auto", "pinned"))
+        if search == "auto":
+            return list(DEFAULT_SEARCH), True
+        return [
+            Candidate(q.source, lam, beta=b, lr=q.lr, epochs=q.epochs, init=q.init)
+            for lam in p.scales
+            for b in q.betas
+        ], False
+    cands = list(search)
+    if not cands or not all(isinstance(c, Candidate) for c in cands):
+        raise TypeError(
+            "search must be 'auto', 'pinned', None or a non-empty sequence of Candidate"
+        )
+    return cands, True
 
 
 def _posterior_record(q: PosteriorOptions) -> dict | None:
@@ -299,9 +354,10 @@ def certify(
     posterior_data=None,
     bound_data=None,
     test_data=None,
-    prior: str | PriorOptions = "data",
-    posterior: str | PosteriorOptions = "optimize",
-    mc: str | MonteCarloOptions = "standard",
+    prior: str | PriorOptions | None = None,
+    posterior: str | PosteriorOptions | None = None,
+    mc: str | MonteCarloOptions | None = None,
+    search=None,
     risk: str = "zero_one",
     delta: float = 0.025,
     seed: int = 0,
@@ -320,11 +376,19 @@ def certify(
     indices the caller is responsible** for ``bound_data`` being independent of ``prior_data`` (and of
     whatever trained ``prior_state``). ``posterior_data`` may be anything (all the data).
 
+    search : the configurations chosen among. ``None`` (default): the declared set
+        :data:`~weightinfo.certificates.selection.DEFAULT_SEARCH` (information and optimised posteriors at
+        several λ, β and learning rates; K = 6) unless a setting it varies is pinned (``posterior=``, a
+        ``PriorOptions``, or any of :data:`SEARCH_KEYWORDS`), then the grid of the pinned options.
+        ``"auto"`` / ``"pinned"`` force either; or a sequence of
+        :class:`~weightinfo.certificates.selection.Candidate` (a set of your own, declared before the data).
+        Every candidate is paid for: each is certified at δ/K.
     prior, posterior, mc : a :class:`PriorOptions`, :class:`PosteriorOptions`, :class:`MonteCarloOptions`,
         or just their source or estimator (``"data"``/``"init"``, ``"optimize"``/``"information"``,
-        ``"standard"``/``"per_example"``) completed by flat keywords (``**options``): ``prior_scale``,
-        ``prior_state``, ``init_state``, ``prior_fraction``, ``prior_epochs``, ``prior_lr``,
-        ``prior_batch_size``, ``prior_momentum``; ``objective``, ``posterior_init``, ``posterior_epochs``,
+        ``"per_example"``/``"standard"``; defaults ``"data"``, ``"optimize"``, ``"per_example"``)
+        completed by flat keywords (``**options``): ``prior_scale``, ``prior_state``, ``init_state``,
+        ``prior_fraction``, ``prior_epochs``, ``prior_lr``, ``prior_batch_size``, ``prior_momentum``,
+        ``prior_holdout``, ``prior_patience``; ``objective``, ``posterior_init``, ``posterior_epochs``,
         ``posterior_lr``, ``batch_size``, ``beta``, ``surrogate``, ``posterior_sigma_init``,
         ``posterior_sigma_factor``, ``posterior_optimizer``, ``posterior_lr_drop_epoch``,
         ``learn_prior_scale``; ``mc_samples``, ``mc_screen``, ``delta_mc``, ``mc_seed``, ``majority_votes``
@@ -332,21 +396,25 @@ def certify(
     delta : δ of the PAC-Bayes step (δ + δ′ < 1). risk : the loss whose risk is certified; only ``"zero_one"`` (``loss=`` is its deprecated spelling:
         ``loss`` names the training likelihood everywhere else).
     k_union : number of certificates computed on this bound set that this one is chosen from (default: the
-        grid size K = #λ·#β; must be ≥ K). Every grid point is certified at δ/``k_union``.
+        number of candidates K; must be ≥ K). Every candidate is certified at δ/``k_union``.
 
-    Steps: the data are checked against the model; (1) the prior mean w0; (2) the posterior for every grid
-    point (λ, β); (3) each point is screened on the bound set when there are several; (4) the chosen point's
-    risk is estimated with fresh draws and bounded. A learnt λ (``learn_prior_scale``) fits one posterior
-    with λ at its closed-form optimum; the two grid points bracketing it are screened.
+    Steps: the data are checked against the model; (1) the prior mean w0 (early-stopped on a held-out
+    part of the prior data); (2) the posterior of every candidate; (3) each candidate is screened on the
+    bound set when there are several; (4) the chosen one's risk is estimated with **fresh** draws and
+    bounded. A learnt λ (``learn_prior_scale``) fits one posterior with λ at its closed-form optimum; the two
+    grid points bracketing it are screened.
     """
     t0 = time.perf_counter()
-    p, q, mco = resolve_options(prior, posterior, mc, options)
+    p, q, mco = resolve_options(
+        "data" if prior is None else prior,
+        "optimize" if posterior is None else posterior,
+        "per_example" if mc is None else mc,
+        options,
+    )
     check_choice("risk", risk, ("zero_one",))
     total_confidence(delta, mco.delta_mc)  # δ and δ′ in (0, 1), δ + δ′ < 1
-    grid = p.scales
-    betas = q.betas
-    points = [(lam, b) for lam in grid for b in betas]
-    k_union = _union_size(k_union, len(points))
+    cands, auto = _candidates(search, prior, posterior, options, p, q)
+    k_union = _union_size(k_union, len(cands))
     prior_data, posterior_data, bound_data, prior_indices, bound_indices = data_sets(
         data,
         prior_data,
@@ -364,23 +432,36 @@ def certify(
     prior_xy = checked_data(model, prior_data, "prior_data") if p.trains else None
     test = None if test_data is None else checked_data(model, test_data, "test_data")
 
-    w0 = _prior_mean(model, p, prior_xy, seed)  # step 1
+    prior_info: dict = {}
+    w0 = _prior_mean(model, p, prior_xy, seed, prior_info)  # step 1
     delta_k = bounds.union_delta(delta, k_union) if k_union > 1 else float(delta)
     bound_set = _BoundSet(model, xb, yb, delta_k, mco)
     mc_seed = int(seed if mco.seed is None else mco.seed)
-    m_screen = int(mco.samples if mco.screen is None else mco.screen)
-    fit = _fit_kwargs(q, bound_set.n, delta_k, seed)
-    candidates = _posteriors(model, q.source, (xq, yq), w0, points, **fit)  # step 2
-    learned = None
+    m_screen = mco.screen_draws(bound_set.n)
+    m = mco.draws(bound_set.n)
+    grid = sorted({c.prior_scale for c in cands}) if auto else p.scales
+    fisher_data = _fisher_subset(xq, yq, seed) if auto else None
+    todo = cands[:1] if q.learn_prior_scale else cands
+    posteriors = candidate_posteriors(  # step 2
+        model,
+        todo,
+        (xq, yq),
+        w0,
+        fit=_fit_kwargs(q, bound_set.n, delta_k, seed),
+        fisher_data=fisher_data,
+        lam_range=(min(grid), max(grid)),
+    )
+    n_points, learned = len(cands), None
     if q.learn_prior_scale:
-        learned, candidates, points = _near_learnt_scale(candidates, grid, w0)
-    (lam, b, mean, var, kl), screened = _select(  # step 3
-        bound_set, candidates, len(points), w0, m_screen, mc_seed
+        learned, posteriors, n_points = _near_learnt_scale(posteriors, grid, w0)
+    (cand, mean, var, kl), screened = _select(  # step 3
+        bound_set, posteriors, n_points, w0, m_screen, mc_seed
     )
     # Step 4 with fresh draws (the legacy stream seed + 1000 when nothing was chosen).
-    gen = torch.Generator().manual_seed(mc_seed + 1000) if len(points) == 1 else _stream(mc_seed, 2)
-    res = bound_set.bound(bound_set.gibbs_risk(mean, var, mco.samples, gen), kl, mco.samples)
+    gen = torch.Generator().manual_seed(mc_seed + 1000) if n_points == 1 else _stream(mc_seed, 2)
+    res = bound_set.bound(bound_set.gibbs_risk(mean, var, m, gen), kl, m)
     errors = _test_errors(model, test, mean, var, mco, seed)
+    betas = sorted({c.beta for c in cands if c.beta is not None}) if auto else q.betas
     return Certificate(
         risk_bound=res.risk_bound,
         empirical_risk=res.emp_risk,
@@ -388,29 +469,32 @@ def certify(
         kl_nats=res.kl_nats,
         kl_bits=res.kl_bits,
         n_bound=bound_set.n,
-        m=int(mco.samples),
+        m=int(m),
         delta=float(delta),
         delta_mc=float(mco.delta_mc),
         bound="kl (Maurer)",
         mc=mco.estimator,
         prior=p.source,
-        prior_scale=lam,
+        prior_scale=cand.prior_scale,
         prior_scale_grid=grid,
         k_scales=len(grid),
-        posterior=q.source,
-        objective=q.objective if q.source == "optimize" else None,
+        posterior=cand.posterior,
+        objective=q.objective if cand.posterior == "optimize" else None,
         test_error=errors[0],
         mean_test_error=errors[1],
         majority_vote_test_error=errors[2],
         vacuous=res.vacuous,
         wall_time_s=time.perf_counter() - t0,
-        beta=b,
-        beta_grid=None if q.source == "optimize" else betas,
+        beta=cand.beta,
+        beta_grid=None if not auto and q.source == "optimize" else betas,
         k_union=k_union,
-        mc_screen=m_screen if len(points) > 1 else None,
+        mc_screen=m_screen if n_points > 1 else None,
         grid=screened,
         learned_prior_scale=learned,
-        posterior_options=_posterior_record(q),
+        posterior_options=_posterior_record(q) if cand.posterior == "optimize" else None,
+        search=[c.to_dict() for c in cands] if auto else None,
+        chosen=cand.to_dict(),
+        prior_training=prior_info or None,
         record=certificate_record(
             model,
             {"prior": prior_xy, "posterior": (xq, yq), "bound": (xb, yb), "test": test},
@@ -419,73 +503,23 @@ def certify(
             mean,
             var,
             options_record(
-                p, q, mco, delta=float(delta), risk=risk, seed=int(seed), k_union=k_union
+                p,
+                q,
+                mco,
+                delta=float(delta),
+                risk=risk,
+                seed=int(seed),
+                k_union=k_union,
+                search=[c.to_dict() for c in cands],
             ),
         ),
     )
 
 
-def _kl(mean, var, w0, lam) -> float:
-    """KL(N(mean, diag var) ‖ N(w0, λ² I)) in nats, in float64."""
-    return float(
-        pf.kl_gaussian(
-            {k: v.double() for k, v in mean.items()},
-            {k: v.double() for k, v in var.items()},
-            {k: v.double() for k, v in w0.items()},
-            lam**2,
-        )
-    )
-
-
-def _posteriors(model, kind, data, w0, points, **kw):
-    """Yield ``(λ, β, mean, var)`` for every grid point (one curvature per call for the information
-    posterior: Σ* = β(F + β/λ² I)⁻¹ for each (λ, β) from the same Fisher diagonal F)."""
-    if kind == "optimize":
-        for lam, b in points[:1] if kw["learn_prior_scale"] else points:
-            start = w0 if kw["init"] == "prior" else pf.param_means(model)
-            mean, var = pf.fit_posterior(
-                model,
-                data,
-                prior_mean=w0,
-                prior_scale=lam,
-                init_mean=start,
-                objective_name=kw["objective"],
-                n_bound=kw["n"],
-                delta=kw["delta"],
-                epochs=kw["epochs"],
-                lr=kw["lr"],
-                batch_size=kw["batch_size"],
-                seed=kw["seed"],
-                learn_prior_scale=kw["learn_prior_scale"],
-                prior_scale_range=(min(lam for lam, _ in points), max(lam for lam, _ in points)),
-                **kw["fit_options"],
-            )
-            yield lam, b, mean, var
-        return
-    from ..iw import information_curve
-    from ..iw.points import FisherOptions, fisher_points
-
-    mean = pf.param_means(model)
-    prior_mean = {k: v.double() for k, v in w0.items()}
-    # One curvature and L_D(w*) for every (λ, β), computed with the options of the calls below.
-    shared = fisher_points(
-        model, data, FisherOptions(mc_samples=0, seed=kw["seed"], progress=False)
-    )
-    for lam in dict.fromkeys(lam for lam, _ in points):
-        betas = [b for lam2, b in points if lam2 == lam]
-        res = information_curve(
-            model,
-            data,
-            betas=betas,
-            prior_scale=lam,
-            prior_mean=prior_mean,
-            method="fisher",
-            mc_samples=0,  # E_Q[L_D] is not needed: the certificate estimates the risk itself
-            progress=False,
-            seed=kw["seed"],
-            precomputed=shared,
-        )
-        for b in betas:
-            post = min(res.results, key=lambda r, b=b: abs(r.beta - b)).posterior_variance
-            var = {k: post[k].to(v.dtype).clamp_min(1e-30) for k, v in mean.items()}
-            yield lam, b, mean, var
+def _fisher_subset(x, y, seed: int):
+    """At most :data:`FISHER_EXAMPLES` posterior-set examples (seeded) for the information posterior's Fisher."""
+    if x.shape[0] <= FISHER_EXAMPLES:
+        return x, y
+    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(seed) + 29))
+    idx = idx[:FISHER_EXAMPLES]
+    return x[idx], y[idx]

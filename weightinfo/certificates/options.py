@@ -28,6 +28,11 @@ PRIORS = ("data", "init")
 POSTERIORS = ("optimize", "information")
 MC_ESTIMATORS = ("standard", "per_example")
 POSTERIOR_INITS = ("prior", "model")
+#: Per-example Monte Carlo draws m·n aimed at when ``samples`` / ``screen`` are left open.
+MC_DRAWS = 1_000_000
+MC_SCREEN_DRAWS = 100_000
+#: Weight draws of the standard estimator when ``samples`` is left open.
+MC_STANDARD_SAMPLES = 1000
 
 
 def check_confidence(name: str, value) -> float:
@@ -51,6 +56,11 @@ def grid(value, name: str) -> list[float]:
     return out
 
 
+def mc_repetitions_for(n: int, draws: float) -> int:
+    """Per-example repetitions m so that m·n ≥ ``draws`` (at least 1, at most 1000)."""
+    return int(min(1000, max(1, math.ceil(float(draws) / int(n)))))
+
+
 def _freeze(value):
     """Lists become tuples so that a frozen option object cannot be changed through a field."""
     return tuple(value) if isinstance(value, list) else value
@@ -62,8 +72,12 @@ class PriorOptions:
 
     source : ``"data"`` — w0 = ``state`` if given (a state dict trained on the prior data only, used exactly),
         else a re-initialised copy of the model (``init_state`` if given) trained by ERM on the prior data
-        (SGD with ``momentum``, constant ``lr``, ``batch_size``, ``epochs``); ``"init"`` — w0 = ``init_state``
-        (data-free).
+        (SGD with ``momentum``, constant ``lr``, ``batch_size``, at most ``epochs``; dropout active where the
+        model has it); ``"init"`` — w0 = ``init_state`` (data-free).
+    holdout, patience : early stopping of that training: a seeded share ``holdout`` of the prior data (still
+        prior data, never bound data) is held out, and w0 is the epoch's weights with the lowest held-out 0-1
+        error, training stopping after ``patience`` epochs without improvement. ``holdout=0`` trains on all
+        the prior data for exactly ``epochs`` epochs.
     scale : λ, the prior's standard deviation (the same for every weight), or a grid of λ (union bound).
     fraction : the share of ``data`` that trains w0 when ``certify(model, data)`` splits it
         (:func:`weightinfo.data.splits.prior_bound_split`); the rest is the bound set.
@@ -78,9 +92,14 @@ class PriorOptions:
     lr: float = 0.05
     batch_size: int = 64
     momentum: float = 0.9
+    holdout: float = 0.1
+    patience: int = 5
 
     def __post_init__(self):
         check_choice("prior", self.source, PRIORS)
+        if not 0.0 <= float(self.holdout) < 1.0:
+            raise ValueError(f"prior_holdout must lie in [0, 1), got {self.holdout!r}")
+        check_int("prior_patience", self.patience, 1)
         object.__setattr__(self, "scale", _freeze(self.scale))
         grid(self.scale, "prior_scale")
         if not 0.0 < float(self.fraction) < 1.0:
@@ -113,19 +132,20 @@ class PriorOptions:
 class PosteriorOptions:
     """The posterior Q = N(μ, diag σ²).
 
-    source : ``"optimize"`` — μ from the prior mean (``init="prior"``, PBB) or the model's weights
-        (``init="model"``), σ from ``sigma_init``, trained for ``epochs`` on ``objective`` (``fquad``,
+    source : ``"optimize"`` — μ from the prior mean (``init="prior"``, PBB; the default) or the model's
+        weights (``init="model"``), σ from ``sigma_init``, trained for ``epochs`` on ``objective`` (``fquad``,
         ``flambda``, ``fclassic``) of the ``surrogate`` loss with ``optimizer`` (Adam or RMSprop) at ``lr``,
         ×0.1 after ``lr_drop_epoch``; ``learn_prior_scale`` learns λ with it (Dziugaite & Roy 2017).
         ``"information"`` — Q* = ``information(model, data, beta=β, prior_scale=λ, method="fisher")``
-        (Achille, Paolini & Soatto 2019, Eq. 8), centred at the model's weights.
+        (Achille, Paolini & Soatto 2019, Eq. 8), centred at the model's weights (``init="model"``, the
+        default) or at the prior mean (``init="prior"``).
     beta : β of the information posterior, per training sample (the mean-loss convention L_D + β·KL), or a
         grid of β; only a number for ``source="optimize"``, where it is unused.
     """
 
     source: str = "optimize"
     objective: str = "fquad"
-    init: str = "prior"
+    init: str | None = None
     epochs: int = 20
     lr: float = 5e-3
     batch_size: int = 128
@@ -140,6 +160,8 @@ class PosteriorOptions:
     def __post_init__(self):
         check_choice("posterior", self.source, POSTERIORS)
         check_choice("objective", self.objective, OBJECTIVES)
+        if self.init is None:
+            object.__setattr__(self, "init", "prior" if self.source == "optimize" else "model")
         check_choice("posterior_init", self.init, POSTERIOR_INITS)
         check_choice("surrogate", self.surrogate, SURROGATES)
         check_choice("posterior_sigma_init", self.sigma_init, SIGMA_INITS)
@@ -168,15 +190,19 @@ class PosteriorOptions:
 class MonteCarloOptions:
     """The Monte Carlo step: û = kl⁻¹(L̂_m, ln(1/δ′)/m) (Langford & Caruana 2002), with probability ≥ 1 − δ′.
 
-    estimator : ``"standard"`` (``samples`` networks on the whole bound set) or ``"per_example"`` (a draw per
-        example and repetition, N = m·n; Linear layers only). screen : draws per grid point when the grid has
-        more than one point (default ``samples``); the chosen point is re-estimated with ``samples`` fresh
-        draws. seed : seed of the draws (default: certify's ``seed``). majority_votes : networks in the
-        majority vote reported on the test data.
+    estimator : ``"per_example"`` (the default: an independent weight draw per example and repetition,
+        N = m·n; tighter than the standard estimator at equal compute) or ``"standard"`` (``samples``
+        networks, each on the whole bound set; the estimator of published PBB numbers).
+    samples : m; left open (None): 1000 networks for ``"standard"``, m·n ≥ 10⁶ for ``"per_example"``
+        (:func:`mc_repetitions_for`, 1 ≤ m ≤ 1000).
+    screen : draws per grid point when the grid has more than one point; the chosen point is re-estimated with
+        ``samples`` fresh draws. Left open: ``samples`` if that is given, else 1000 networks (standard) or
+        m·n ≥ 10⁵ (per-example). seed : seed of the draws (default: certify's ``seed``). majority_votes :
+        networks in the majority vote reported on the test data.
     """
 
-    estimator: str = "standard"
-    samples: int = 1000
+    estimator: str = "per_example"
+    samples: int | None = None
     screen: int | None = None
     delta_mc: float = 0.01
     seed: int | None = None
@@ -185,12 +211,31 @@ class MonteCarloOptions:
     def __post_init__(self):
         check_choice("mc", self.estimator, MC_ESTIMATORS)
         check_confidence("delta_mc", self.delta_mc)
-        check_int("mc_samples", self.samples, 1)
+        if self.samples is not None:
+            check_int("mc_samples", self.samples, 1)
         if self.screen is not None:
             check_int("mc_screen", self.screen, 1)
         if self.seed is not None:
             check_int("mc_seed", self.seed)
         check_int("majority_votes", self.majority_votes, 1)
+
+    def draws(self, n: int) -> int:
+        """m on a set of n examples (``samples``, or the rule above when it is left open)."""
+        if self.samples is not None:
+            return int(self.samples)
+        if self.estimator == "standard":
+            return MC_STANDARD_SAMPLES
+        return mc_repetitions_for(n, MC_DRAWS)
+
+    def screen_draws(self, n: int) -> int:
+        """Draws per grid point when screening on n examples (``screen``, or the rule above)."""
+        if self.screen is not None:
+            return int(self.screen)
+        if self.samples is not None:
+            return int(self.samples)
+        if self.estimator == "standard":
+            return MC_STANDARD_SAMPLES
+        return mc_repetitions_for(n, MC_SCREEN_DRAWS)
 
 
 #: ``certify``'s flat keyword → (option group, field). The group keywords themselves (``prior=``,
@@ -204,6 +249,8 @@ FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
     "prior_lr": ("prior", "lr"),
     "prior_batch_size": ("prior", "batch_size"),
     "prior_momentum": ("prior", "momentum"),
+    "prior_holdout": ("prior", "holdout"),
+    "prior_patience": ("prior", "patience"),
     "objective": ("posterior", "objective"),
     "posterior_init": ("posterior", "init"),
     "posterior_epochs": ("posterior", "epochs"),

@@ -102,9 +102,18 @@ def train_prior_mean(
     batch_size: int = 64,
     momentum: float = 0.9,
     seed: int = 0,
+    holdout: float = 0.0,
+    patience: int = 5,
+    info: dict | None = None,
 ) -> dict[str, torch.Tensor]:
     """ERM (cross-entropy, SGD with ``momentum``, constant ``lr``) of a re-initialised copy of ``model``
-    on ``data``; returns the eval-mode parameters (the prior mean w0)."""
+    on ``data``; returns the eval-mode parameters (the prior mean w0).
+
+    ``holdout`` > 0: early stopping. A seeded random share ``holdout`` of ``data`` is held out; after every
+    epoch the held-out 0-1 error is measured, w0 is the weights of the best epoch (the first on ties), and
+    training stops after ``patience`` epochs without improvement. ``info`` (a dict), if given, receives
+    ``epochs_run``, ``best_epoch`` and ``holdout_error``.
+    """
     from ..training import train
 
     check_momentum("momentum", momentum)
@@ -117,9 +126,19 @@ def train_prior_mean(
             if hasattr(mod, "reset_parameters"):
                 mod.reset_parameters()
     x, y = data
+    callbacks = []
+    if holdout > 0:
+        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(seed) + 17))
+        n_out = max(1, int(round(float(holdout) * x.shape[0])))
+        if n_out >= x.shape[0]:
+            raise ValueError(f"prior holdout {holdout} leaves no prior data to train on")
+        out_idx, in_idx = perm[:n_out], perm[n_out:]
+        keeper = _BestOnHoldout(x[out_idx], y[out_idx], int(patience))
+        callbacks.append(keeper)
+        x, y = x[in_idx], y[in_idx]
     gen = torch.Generator().manual_seed(int(seed))
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen)
-    train(
+    result = train(
         net,
         loader,
         epochs=int(epochs),
@@ -128,8 +147,42 @@ def train_prior_mean(
         momentum=float(momentum),
         seed=int(seed),
         progress=False,
+        callbacks=callbacks,
     )
+    if callbacks:
+        net.load_state_dict(keeper.best_state)
+    if info is not None:
+        info["epochs_run"] = int(result.epochs_run)
+        info["best_epoch"] = keeper.best_epoch if callbacks else int(result.epochs_run)
+        info["holdout_error"] = keeper.best_error if callbacks else None
     return param_means(net.eval())
+
+
+class _BestOnHoldout:
+    """Early stopping on a held-out part of the prior data: keeps the state of the epoch with the lowest
+    held-out 0-1 error and stops after ``patience`` epochs without improvement."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, patience: int):
+        self.x, self.y, self.patience = x, y, patience
+        self.best_error, self.best_epoch, self.best_state = math.inf, 0, None
+
+    @torch.no_grad()
+    def on_epoch_end(self, state) -> bool:
+        net = state.model
+        was_training = net.training
+        net.eval()
+        err = (
+            sum(
+                float((net(self.x[i : i + 4096]).argmax(-1) != self.y[i : i + 4096]).sum())
+                for i in range(0, self.x.shape[0], 4096)
+            )
+            / self.x.shape[0]
+        )
+        net.train(was_training)
+        if err < self.best_error:
+            self.best_error, self.best_epoch = err, state.epoch
+            self.best_state = copy.deepcopy(net.state_dict())
+        return state.epoch - self.best_epoch >= self.patience
 
 
 def kl_gaussian(mean, var, prior_mean, prior_var: float) -> torch.Tensor:

@@ -138,7 +138,7 @@ def verify(cert: Mapping, *, tol: float = TOLERANCE) -> Verification:
     """Recompute a certificate from its recorded terms (``Certificate.to_dict()``, e.g. a ``certificate.json``).
 
     Checks: δ and δ′ in (0, 1) with δ + δ′ < 1 and ``confidence`` = 1 − δ − δ′; ``kl_bits`` = ``kl_nats`` / ln 2;
-    K = ``k_union`` covers the screened grid; the Monte Carlo upper bound û = kl⁻¹(L̂, ln(1/δ′)/m) (or /(m·n)
+    K = ``k_union`` covers the declared set (``search``) or the screened grid; the Monte Carlo upper bound û = kl⁻¹(L̂, ln(1/δ′)/m) (or /(m·n)
     for the per-example estimator) and the bound kl⁻¹(û, (KL + ln(2√n/δ_K))/n), δ_K = δ/K, equal the recorded
     ``mc_upper`` and ``risk_bound`` within ``tol``; ``vacuous`` ⇔ bound ≥ 1. A missing field is a failed check.
     """
@@ -164,8 +164,12 @@ def verify(cert: Mapping, *, tol: float = TOLERANCE) -> Verification:
 
     def union():
         k = int(cert["k_union"])
-        # Every (λ, β) of the declared grid is paid for, also when a learnt λ screened only two of them.
-        n_grid = int(cert["k_scales"]) * max(1, len(cert.get("beta_grid") or [None]))
+        # Every candidate of the declared set (or every (λ, β) of a pinned grid) is paid for, also when a
+        # learnt λ screened only two of them.
+        if cert.get("search"):
+            n_grid = len(cert["search"])
+        else:
+            n_grid = int(cert["k_scales"]) * max(1, len(cert.get("beta_grid") or [None]))
         return k >= n_grid >= 1, f"K = {k} certificates paid for, grid of {n_grid}"
 
     def two_step():
