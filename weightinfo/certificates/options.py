@@ -168,8 +168,10 @@ class PosteriorOptions:
 class MonteCarloOptions:
     """The Monte Carlo step: û = kl⁻¹(L̂_m, ln(1/δ′)/m) (Langford & Caruana 2002), with probability ≥ 1 − δ′.
 
-    estimator : ``"standard"`` (``samples`` networks on the whole bound set) or ``"per_example"`` (a draw per
-        example and repetition, N = m·n; Linear layers only). screen : draws per grid point when the grid has
+    estimator : ``"standard"`` (``samples`` networks on the whole bound set) or ``"per_example"`` (an
+        independent weight draw per example and repetition, N = m·n, any architecture: exact local
+        reparameterisation in ``nn.Linear`` on 2-D input, real per-example draws of conv and other weights;
+        see :func:`.risk.gibbs_error_per_example`). screen : draws per grid point when the grid has
         more than one point (default ``samples``); the chosen point is re-estimated with ``samples`` fresh
         draws. seed : seed of the draws (default: certify's ``seed``). majority_votes : networks in the
         majority vote reported on the test data.
