@@ -7,7 +7,8 @@ empirical Gibbs risk is estimated two ways and turned into an upper bound û wit
 * standard: m networks w_j ∼ Q, each on all n examples; û = kl⁻¹(L̂_m, ln(1/δ′)/m)
   (``weightinfo.certificates.risk.gibbs_errors_standard``);
 * per-example: an independent draw for every (example, repetition), exact for Linear layers by the local
-  reparameterisation; û = kl⁻¹(L̂, ln(1/δ′)/(m·n)) (``gibbs_error_per_example``).
+  reparameterisation (conv nets: real per-example conv weight draws); û = kl⁻¹(L̂, ln(1/δ′)/(m·n))
+  (``gibbs_error_per_example``).
 
 The table gives the MC gap û − L̂ and the wall time of each estimate. Run::
 

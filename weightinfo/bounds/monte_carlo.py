@@ -17,8 +17,10 @@ distributed [0, 1] variables with expected mean L̂_S(Q); Hoeffding (1963, Thm 1
 
     û = kl⁻¹(L̂, ln(1/δ′)/(m·n)),   L̂ = mean of the N losses
 
-(two-sided: ln(2/δ′)). Exact for mean-field Gaussian linear layers via the local reparameterisation trick;
-not for convolutions, whose weights are shared across positions. Risks in [0, 1]; budgets in nats.
+(two-sided: ln(2/δ′)). The draws must be real independent weight draws per example (or have exactly their law
+per example): the local reparameterisation trick is exact for mean-field Gaussian linear layers, not for
+convolutions, whose weights are shared across positions (``certificates.risk.gibbs_error_per_example`` draws
+conv weights per example instead). Risks in [0, 1]; budgets in nats.
 """
 
 from __future__ import annotations

@@ -191,7 +191,9 @@ class MonteCarloOptions:
     """The Monte Carlo step: û = kl⁻¹(L̂_m, ln(1/δ′)/m) (Langford & Caruana 2002), with probability ≥ 1 − δ′.
 
     estimator : ``"per_example"`` (the default: an independent weight draw per example and repetition,
-        N = m·n; tighter than the standard estimator at equal compute) or ``"standard"`` (``samples``
+        N = m·n, any architecture: exact local reparameterisation in ``nn.Linear`` on 2-D input, real
+        per-example draws of conv and other weights, see :func:`.risk.gibbs_error_per_example`; tighter
+        than the standard estimator at equal compute) or ``"standard"`` (``samples``
         networks, each on the whole bound set; the estimator of published PBB numbers).
     samples : m; left open (None): 1000 networks for ``"standard"``, m·n ≥ 10⁶ for ``"per_example"``
         (:func:`mc_repetitions_for`, 1 ≤ m ≤ 1000).

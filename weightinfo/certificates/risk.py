@@ -3,10 +3,14 @@
 * :func:`gibbs_errors_standard`: m networks w_j ∼ Q, each evaluated on the **whole** set (0-1 loss), batched over
   draws with ``torch.func.vmap`` (a plain loop for models vmap cannot run). Feeds the standard MC bound
   kl⁻¹(L̂_m, ln(1/δ′)/m).
-* :func:`gibbs_error_per_example`: an independent weight draw for every (example, repetition); with the local
-  reparameterisation in ``nn.Linear`` layers on 2-D input this is exact (each example's output has exactly its
-  law under Q, and examples are independent). Feeds kl⁻¹(L̂, ln(1/δ′)/(m·n)). Models with noisy parameters
-  outside such layers (conv nets) raise ``ValueError``.
+* :func:`gibbs_error_per_example`: an independent weight draw w_{ij} ∼ Q for every (example i, repetition j),
+  L̂ = (1/(m·n)) Σ_{j,i} 1[argmax f(x_i; w_{ij}) ≠ y_i], N = m·n. Feeds kl⁻¹(L̂, ln(1/δ′)/(m·n)), which needs the
+  m·n terms independent with mean E_Q[ℓ_i]: each example's logits must have exactly the law of f(x_i; w),
+  w ∼ Q, and distinct (i, j) independent. Noisy parameters in ``nn.Linear`` layers on 2-D input use the local
+  reparameterisation (exact there, per example); every other noisy parameter (conv kernels, ...) gets a real
+  draw per example (:mod:`._per_example`: vmap over examples, grouped convolutions). MLPs take the fast
+  all-local path. Local reparameterisation on conv feature maps (per-activation noise) is not a weight draw
+  and never enters this estimator (:func:`exact_local_modules` refuses it).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .._base.batches import iter_batches
-from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
+from ..posterior.sampling import local_reparam_forward
+from ._per_example import local_cover, per_example_logits
 
 #: p_min of the bounded cross-entropy (PBB class default).
 P_MIN = 1e-4
@@ -98,19 +103,14 @@ def gibbs_errors_standard(model, x, y, mean, std, m: int, gen, *, chunk: int = 6
 
 
 def exact_local_modules(model: nn.Module, x: torch.Tensor, names) -> list[str]:
-    """Linear modules on 2-D input covering every noisy parameter, else ``ValueError``."""
-    modules = find_local_reparam_modules(model, x[:2], mode="exact", names=names)
-    covered = set()
-    for mn in modules:
-        covered.update(
-            f"{mn}.{k}" if mn else k for k, _ in model.get_submodule(mn).named_parameters()
-        )
-    missing = [n for n in names if n not in covered]
+    """Linear modules on 2-D input covering every noisy parameter, else ``ValueError`` (conv nets): the
+    all-local-reparameterisation path of :func:`gibbs_error_per_example` is exact only for such models."""
+    modules, missing = local_cover(model, x, names)
     if missing:
         raise ValueError(
-            "mc='per_example' needs every noisy parameter in an nn.Linear layer on 2-D input (the local "
-            f"reparameterisation is exact only there); not so for {missing[:4]}. Use mc='standard' for "
-            "convolutional networks."
+            "the local reparameterisation is exact only for noisy parameters in nn.Linear layers on 2-D "
+            f"input, not for {missing[:4]} (per-activation noise on conv feature maps is not a weight "
+            "draw); gibbs_error_per_example draws real per-example weights for such parameters."
         )
     return modules
 
@@ -119,10 +119,22 @@ def exact_local_modules(model: nn.Module, x: torch.Tensor, names) -> list[str]:
 def gibbs_error_per_example(
     model, x, y, mean, var, m: int, gen, *, batch_size: int = 4096
 ) -> tuple[float, int]:
-    """Mean 0-1 loss over m·n independent (example, repetition) draws, and N = m·n."""
-    modules = exact_local_modules(model, x, list(var))
+    """Mean 0-1 loss over m·n independent (example, repetition) draws, and N = m·n.
+
+    Each (example, repetition) runs the network on an independent w ∼ Q = N(mean, diag var) (parameters not
+    in ``var`` keep their value): by the exact local reparameterisation where every noisy parameter is in
+    an ``nn.Linear`` on 2-D input (MLPs), otherwise with real per-example draws of the other noisy parameters
+    (:func:`._per_example.per_example_logits`). A deterministic function of ``gen``."""
+    modules, rest = local_cover(model, x, list(var))
     total, count = 0.0, 0
     for _ in range(int(m)):
+        if rest:
+            z = per_example_logits(
+                model, x, mean, var, gen, modules=modules, rest=rest, batch_size=batch_size
+            )
+            total += float(_errors(z, y).sum())
+            count += x.shape[0]
+            continue
         for start in range(0, x.shape[0], batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             z = local_reparam_forward(model, xb, mean, var, gen, modules=modules)
