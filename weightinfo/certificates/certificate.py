@@ -314,6 +314,14 @@ def _candidates(search, prior, posterior, options, p: PriorOptions, q: Posterior
         search = "pinned" if pinned else "auto"
     if isinstance(search, str):
         check_choice("search", search, ("auto", "pinned"))
+    if search != "pinned":
+        given = [k for k in SEARCH_KEYWORDS if k in options]
+        if posterior is not None or given:
+            raise ValueError(
+                f"{', '.join(given) or 'posterior'} is chosen by search={search!r}: give it inside the "
+                "candidates, or pin it with search='pinned' (or search=None)"
+            )
+    if isinstance(search, str):
         if search == "auto":
             return list(DEFAULT_SEARCH), True
         return [

@@ -93,39 +93,57 @@ def certify_cmd(
     checkpoint: CheckpointOpt = None,
     prior: Annotated[Literal["data", "init"], typer.Option(help="Prior mean.")] = "data",
     prior_scale: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Prior P = N(w0, λ² I): λ, the prior's standard deviation, one number for every weight "
-            "of every layer; or a comma-separated grid of λ (each point certified at δ/K, union bound)."
+            help="Pin the prior P = N(w0, λ² I): λ, one number for every weight, or a comma-separated "
+            "grid of λ (each point certified at δ/K). Default: chosen from the declared set.",
+            show_default=False,
         ),
-    ] = "0.03",
+    ] = None,
     objective: Annotated[
         Literal["fquad", "flambda", "fclassic"], typer.Option(help="Posterior objective.")
     ] = "fquad",
     posterior: Annotated[
-        Literal["optimize", "information"], typer.Option(help="Posterior Q.")
-    ] = "optimize",
+        Literal["optimize", "information"] | None,
+        typer.Option(help="Pin the posterior Q. Default: chosen from the declared set."),
+    ] = None,
     test_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Fraction of the test set for test errors.")
     ] = 1.0,
     prior_fraction: Annotated[
         float, typer.Option(help="Share of the training set for the prior.")
     ] = 0.5,
-    mc_samples: Annotated[int, typer.Option(min=1, help="MC weight draws m.")] = 1000,
+    mc_samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="MC draws m (networks, or per-example repetitions). Default: m·n ≥ 10⁶ per-example "
+            "draws, or 1000 networks for --mc standard.",
+            show_default=False,
+        ),
+    ] = None,
     mc: Annotated[
-        Literal["standard", "per_example"], typer.Option(help="MC estimator.")
-    ] = "standard",
+        Literal["per_example", "standard"],
+        typer.Option(
+            help="MC estimator: per_example (a weight draw per example; tighter) or standard "
+            "(whole networks; the estimator of published PBB numbers)."
+        ),
+    ] = "per_example",
     delta: Annotated[float, typer.Option(help="δ of the PAC-Bayes step.")] = 0.025,
     delta_mc: Annotated[float, typer.Option(help="δ′ of the MC step.")] = 0.01,
-    posterior_epochs: Annotated[int, typer.Option(min=1, help="Posterior epochs.")] = 20,
+    posterior_epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Pin the posterior's epochs.", show_default=False),
+    ] = None,
     beta: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="β per sample of the information posterior (--posterior information; mean-loss "
+            help="Pin β per sample of the information posterior (--posterior information; mean-loss "
             "convention L_D + β·KL, β·N for a summed loss): the price in loss of one nat in the weights. "
-            "Or a comma-separated grid of β (each point certified at δ/K, union bound)."
+            "Or a comma-separated grid of β (each point certified at δ/K, union bound).",
+            show_default=False,
         ),
-    ] = "0.001",
+    ] = None,
     prior_epochs: Annotated[
         int, typer.Option(min=1, help="Epochs of the prior mean's SGD (--prior data).")
     ] = 30,
@@ -136,11 +154,20 @@ def certify_cmd(
     prior_momentum: Annotated[
         float, typer.Option(help="Momentum of the prior mean's SGD, in [0, 1).")
     ] = 0.9,
+    prior_holdout: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the prior data held out to early-stop the prior's training (0: none). "
+            "Default: that of weightinfo.certificates.PriorOptions.",
+            show_default=False,
+        ),
+    ] = None,
     k_union: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Certificates computed on this bound set in all (δ/K each; default the grid size).",
+            help="Certificates computed on this bound set in all (δ/K each; default the declared set's "
+            "or the grid's size).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, prior, posterior and draws.")] = 0,
@@ -148,10 +175,16 @@ def certify_cmd(
     epochs: EpochsOpt = None,
     quiet: Quiet = False,
 ) -> None:
-    """PAC-Bayes risk certificate of the stochastic (Gibbs) predictor, prob. ≥ 1 − δ − δ′."""
+    """PAC-Bayes risk certificate of the stochastic (Gibbs) predictor, prob. ≥ 1 − δ − δ′.
+
+    By default the configuration is chosen from a declared set (union bound over all of it, K in the
+    output); pinning --prior-scale, --posterior, --beta or --posterior-epochs certifies that grid instead.
+    Without --checkpoint or --epochs the model is the dataset's certificate model (an MLP on images) at
+    its seeded initial weights: certify trains the prior mean and the posteriors itself.
+    """
     from .._base.checks import check_momentum
     from ..bounds.two_step import total_confidence
-    from ..certificates import MonteCarloOptions, PosteriorOptions, PriorOptions, certify
+    from ..certificates import certify
     from ..models.compat import check_fits
     from ..report import write_json_atomic
 
@@ -163,63 +196,57 @@ def certify_cmd(
         if out is None:
             raise ValueError("--out FOLDER is required (or --verify certificate.json)")
         check_output(out, "--out", folder=True)
-        scales = _floats(prior_scale, "--prior-scale")
-        betas = _floats(beta, "--beta")
+        pinned = {}
+        if prior_scale is not None:
+            scales = _floats(prior_scale, "--prior-scale")
+            pinned["prior_scale"] = scales if len(scales) > 1 else scales[0]
+        if beta is not None:
+            betas = _floats(beta, "--beta")
+            pinned["beta"] = betas if len(betas) > 1 else betas[0]
+        if posterior_epochs is not None:
+            pinned["posterior_epochs"] = posterior_epochs
         check_momentum("--prior-momentum", prior_momentum)
         total_confidence(delta, delta_mc)  # before any training: δ, δ′ in (0, 1), δ + δ′ < 1
-        # certify offers a subset of the model-source options; the others keep their defaults.
-        src = ModelSource(dataset, model, checkpoint, widths=widths, epochs=epochs, train_seed=seed)
-        ck, ds, name, _, _ = load_source(src, quiet=quiet)
+        ck, ds, name, model_name = _model_and_data(
+            dataset, model, checkpoint, widths, epochs, seed, quiet
+        )
         check_fits(ck.meta.get("architecture", {}), ds)
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
         n_test = int(round(test_fraction * ds.n_test))
         test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test > 0 else None
-        info(f"certifying on {name}: prior set {len(pi)}, bound set {len(bi)}", quiet)
+        info(f"certifying {model_name} on {name}: prior set {len(pi)}, bound set {len(bi)}", quiet)
+        extra = {} if prior_holdout is None else {"prior_holdout": prior_holdout}
         cert = certify(
             ck.model.eval(),
             prior_data=(ds.x_train[pi], ds.y_train[pi]),
             posterior_data=(ds.x_train, ds.y_train),
             bound_data=(ds.x_train[bi], ds.y_train[bi]),
             test_data=test,
-            prior=PriorOptions(
-                source=prior,
-                scale=tuple(scales) if len(scales) > 1 else scales[0],
-                init_state=ck.init_state_dict,
-                epochs=prior_epochs,
-                lr=prior_lr,
-                batch_size=prior_batch_size,
-                momentum=prior_momentum,
-            ),
-            posterior=PosteriorOptions(
-                source=posterior,
-                objective=objective,
-                epochs=posterior_epochs,
-                beta=tuple(betas) if len(betas) > 1 else betas[0],
-            ),
-            mc=MonteCarloOptions(estimator=mc, samples=mc_samples, delta_mc=delta_mc),
+            prior=prior,
+            posterior=posterior,
+            mc=mc,
+            init_state=ck.init_state_dict,
+            prior_epochs=prior_epochs,
+            prior_lr=prior_lr,
+            prior_batch_size=prior_batch_size,
+            prior_momentum=prior_momentum,
+            objective=objective,
+            mc_samples=mc_samples,
+            delta_mc=delta_mc,
             delta=delta,
             seed=seed,
             prior_indices=pi,
             bound_indices=bi,
             k_union=k_union,
+            **pinned,
+            **extra,
         )
-        say(
-            f"risk bound {cert.risk_bound:.4f} ({'vacuous' if cert.vacuous else 'non-vacuous'}; "
-            f"prob. ≥ {cert.confidence:.3f}); empirical Gibbs risk {cert.empirical_risk:.4f}, "
-            f"MC upper {cert.mc_upper:.4f}; KL {cert.kl_nats:.2f} nats; n {cert.n_bound}, m {cert.m}"
-        )
-        if cert.k_union > 1:
-            chosen = f"λ {cert.prior_scale:g}" + (f", β {cert.beta:g}" if cert.beta else "")
-            say(f"union bound over K = {cert.k_union} (δ/K each); chosen {chosen}")
-        if cert.test_error is not None:
-            say(
-                f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "
-                f"majority vote {cert.majority_vote_test_error:.4f}"
-            )
+        _report(cert, model_name)
         record = dict(cert.to_dict())
         record["record"] = dict(
             record["record"] or {},
             dataset=name,
+            model_name=model_name,
             split={"seed": seed, "prior_fraction": prior_fraction, "test_fraction": test_fraction},
             checkpoint=None if checkpoint is None else str(checkpoint),
             command=command_line(ctx, env=True),
@@ -229,6 +256,78 @@ def certify_cmd(
             plot_terms(cert, stage / "certificate.png")
         for name in ("certificate.json", "certificate.png"):
             info(f"wrote {Path(out) / name}", quiet)
+
+
+def _model_and_data(dataset, model, checkpoint, widths, epochs, seed, quiet):
+    """The model to certify and its data: a checkpoint; a model trained for ``epochs``; or (the default)
+    the dataset's certificate model at its seeded initial weights, untrained (certify trains the prior
+    mean and the posteriors itself). Returns ``(checkpoint-like, dataset, dataset name, model name)``."""
+    from types import SimpleNamespace
+
+    from ..certificates.selection import default_model_for_certificate
+    from ..models import build_model
+    from ._common import base_name, load_data, model_kwargs, resolve_model
+
+    if dataset is not None and checkpoint is None and epochs is None:
+        ds = load_data(dataset, seed=0, root=None, download=False)
+        explicit = model_kwargs(widths, None, None)
+        if model is None:
+            mname, kwargs = default_model_for_certificate(base_name(dataset))
+            kwargs = {**kwargs, **explicit}
+        else:
+            mname, kwargs = resolve_model(dataset, model, explicit)
+        torch = __import__("torch")
+        torch.manual_seed(int(seed))
+        net = build_model(mname, ds.input_shape, ds.n_classes, **kwargs)
+        init = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        arch = {
+            "name": mname,
+            "kwargs": kwargs,
+            "input_shape": list(ds.input_shape),
+            "n_classes": ds.n_classes,
+        }
+        ck = SimpleNamespace(model=net, init_state_dict=init, meta={"architecture": arch})
+        return ck, ds, dataset, _describe(mname, kwargs)
+    src = ModelSource(dataset, model, checkpoint, widths=widths, epochs=epochs, train_seed=seed)
+    ck, ds, name, _, _ = load_source(src, quiet=quiet)
+    arch = ck.meta.get("architecture", {})
+    return (
+        ck,
+        ds,
+        name,
+        _describe(arch.get("name", type(ck.model).__name__), arch.get("kwargs", {})),
+    )
+
+
+def _describe(name: str, kwargs: dict) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"{name}({args})" if args else name
+
+
+def _report(cert, model_name: str) -> None:
+    """The certificate on stdout: bound, estimator, the chosen candidate and K, test errors."""
+    say(
+        f"risk bound {cert.risk_bound:.4f} ({'vacuous' if cert.vacuous else 'non-vacuous'}; "
+        f"prob. ≥ {cert.confidence:.3f}); empirical Gibbs risk {cert.empirical_risk:.4f}, "
+        f"MC upper {cert.mc_upper:.4f}; KL {cert.kl_nats:.2f} nats; n {cert.n_bound}, m {cert.m}"
+    )
+    estimator = "per-example" if cert.mc == "per_example" else "standard (whole networks)"
+    say(f"model {model_name}; Monte Carlo estimator: {estimator}")
+    chosen = f"{cert.posterior} λ {cert.prior_scale:g}" + (
+        f", β {cert.beta:g}" if cert.beta is not None else ""
+    )
+    if cert.search:
+        say(
+            f"chosen from the declared set of {len(cert.search)} configurations: {chosen}; union bound "
+            f"over K = {cert.k_union} (δ/K each)"
+        )
+    elif cert.k_union > 1:
+        say(f"union bound over K = {cert.k_union} (δ/K each); chosen {chosen}")
+    if cert.test_error is not None:
+        say(
+            f"test error: Gibbs {cert.test_error:.4f}, mean network {cert.mean_test_error:.4f}, "
+            f"majority vote {cert.majority_vote_test_error:.4f}"
+        )
 
 
 def _verify(path: Path) -> None:
