@@ -199,3 +199,17 @@ def test_early_stopping_keeps_the_best_held_out_epoch():
     assert set(w) == {k for k, _ in model.named_parameters()}
     with pytest.raises(ValueError, match="holdout"):
         pf.train_prior_mean(model, (x[:1], y[:1]), epochs=1, holdout=0.5)
+
+
+def test_early_stopping_needs_a_large_enough_held_out_part(setup):
+    from weightinfo.certificates import PriorOptions
+
+    p = PriorOptions()
+    assert p.holdout_for(30000) == 0.1 and p.holdout_for(719) == 0.0
+    _, model, kw = setup
+    small = dict(FAST, prior_holdout=0.2, prior_holdout_min=50)
+    c = weightinfo.certify(model, **kw, search=SMALL_SET[:1], **small)
+    assert c.prior_training["holdout_error"] is not None
+    assert c.prior_training["best_epoch"] <= c.prior_training["epochs_run"] <= 3
+    c = weightinfo.certify(model, **kw, search=SMALL_SET[:1], **FAST)
+    assert c.prior_training == {"epochs_run": 3, "best_epoch": 3, "holdout_error": None}

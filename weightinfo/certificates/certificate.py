@@ -170,7 +170,7 @@ def _prior_mean(
             batch_size=p.batch_size,
             momentum=p.momentum,
             seed=seed,
-            holdout=p.holdout,
+            holdout=p.holdout_for(prior_data[0].shape[0]),
             patience=p.patience,
             info=info,
         )

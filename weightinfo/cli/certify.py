@@ -95,8 +95,9 @@ def certify_cmd(
     prior_scale: Annotated[
         str | None,
         typer.Option(
-            help="Pin the prior P = N(w0, λ² I): λ, one number for every weight, or a comma-separated "
-            "grid of λ (each point certified at δ/K). Default: chosen from the declared set.",
+            help="Pin the prior P = N(w0, λ² I): λ, the prior's standard deviation, one number for every "
+            "weight of every layer; or a comma-separated grid of λ (each point certified at δ/K, union "
+            "bound). Default: chosen from the declared set.",
             show_default=False,
         ),
     ] = None,
