@@ -118,6 +118,7 @@ def test_prior_training_settings_reach_the_prior(setup, monkeypatch):
         seed=0,
         holdout=0.0,  # 72 held-out images < holdout_min: no early stopping
         patience=5,
+        schedule=None,
         n=len(pi),
     )
 

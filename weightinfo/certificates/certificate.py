@@ -172,6 +172,7 @@ def _prior_mean(
             seed=seed,
             holdout=p.holdout_for(prior_data[0].shape[0]),
             patience=p.patience,
+            schedule=p.schedule,
             info=info,
         )
     return _state_means(model, p.init_state, "init_state")

@@ -81,6 +81,8 @@ class PriorOptions:
         (measured on digits, 72 held-out images: early stopping raised the certificate from 0.090 to 0.108,
         ``docs/results/certificates.md``), and the prior then trains on all its data for ``epochs`` epochs,
         as it does with ``holdout=0``.
+    schedule : the learning-rate schedule of that SGD: ``None`` (constant) or ``"cosine"`` (to 0 over
+        ``epochs``).
     scale : λ, the prior's standard deviation (the same for every weight), or a grid of λ (union bound).
     fraction : the share of ``data`` that trains w0 when ``certify(model, data)`` splits it
         (:func:`weightinfo.data.splits.prior_bound_split`); the rest is the bound set.
@@ -98,6 +100,7 @@ class PriorOptions:
     holdout: float = 0.1
     patience: int = 5
     holdout_min: int = 1000
+    schedule: str | None = None
 
     def __post_init__(self):
         check_choice("prior", self.source, PRIORS)
@@ -105,6 +108,7 @@ class PriorOptions:
             raise ValueError(f"prior_holdout must lie in [0, 1), got {self.holdout!r}")
         check_int("prior_patience", self.patience, 1)
         check_int("prior_holdout_min", self.holdout_min, 1)
+        check_choice("prior_schedule", self.schedule, (None, "cosine"))
         object.__setattr__(self, "scale", _freeze(self.scale))
         grid(self.scale, "prior_scale")
         if not 0.0 < float(self.fraction) < 1.0:
@@ -263,6 +267,7 @@ FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
     "prior_holdout": ("prior", "holdout"),
     "prior_patience": ("prior", "patience"),
     "prior_holdout_min": ("prior", "holdout_min"),
+    "prior_schedule": ("prior", "schedule"),
     "objective": ("posterior", "objective"),
     "posterior_init": ("posterior", "init"),
     "posterior_epochs": ("posterior", "epochs"),

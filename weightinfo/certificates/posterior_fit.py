@@ -104,10 +104,12 @@ def train_prior_mean(
     seed: int = 0,
     holdout: float = 0.0,
     patience: int = 5,
+    schedule: str | None = None,
     info: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """ERM (cross-entropy, SGD with ``momentum``, constant ``lr``) of a re-initialised copy of ``model``
-    on ``data``; returns the eval-mode parameters (the prior mean w0).
+    """ERM (cross-entropy, SGD with ``momentum``, ``lr`` constant or on a ``schedule`` of
+    :func:`weightinfo.training.train`) of a re-initialised copy of ``model`` on ``data``; returns the
+    eval-mode parameters (the prior mean w0).
 
     ``holdout`` > 0: early stopping. A seeded random share ``holdout`` of ``data`` is held out; after every
     epoch the held-out 0-1 error is measured, w0 is the weights of the best epoch (the first on ties), and
@@ -145,6 +147,7 @@ def train_prior_mean(
         lr=lr,
         optimizer="sgd",
         momentum=float(momentum),
+        schedule=schedule,
         seed=int(seed),
         progress=False,
         callbacks=callbacks,

@@ -193,6 +193,9 @@ def certify_cmd(
     if verify is not None:
         _verify(verify)
         return
+    from .._base.provenance import made_by
+
+    made = made_by(command=command_line(ctx, env=True))  # the code at the start of the run
     with user_errors():
         if out is None:
             raise ValueError("--out FOLDER is required (or --verify certificate.json)")
@@ -243,7 +246,7 @@ def certify_cmd(
             **extra,
         )
         _report(cert, model_name)
-        record = dict(cert.to_dict())
+        record = dict(cert.to_dict(), made_by=made)
         record["record"] = dict(
             record["record"] or {},
             dataset=name,
