@@ -34,8 +34,24 @@ def rows(result: dict[str, Any]) -> list[dict]:
 
 def _label(r: dict) -> str:
     if r["posterior"] == "information":
-        return f"information β={r['beta']:g}, fine-tune lr {r.get('finetune_lr', math.nan):g}"
+        if "finetune_lr" not in r:
+            return f"information β={r['beta']:g}"
+        return f"information β={r['beta']:g}, fine-tune lr {r['finetune_lr']:g}"
     return f"optimised {r['objective']}"
+
+
+def candidates_table(grid: list[dict]) -> list[str]:
+    """The screened candidates of a declared set, best first."""
+    lines = [
+        "| candidate | KL nats | screen emp. risk | screen certificate |",
+        "| --- | --- | --- | --- |",
+    ]
+    for g in sorted(grid, key=lambda g: g["screen_bound"]):
+        lines.append(
+            f"| {g['candidate']} | {g['kl_nats']:.2f} | {g['screen_emp']:.4f} "
+            f"| {g['screen_bound']:.4f} |"
+        )
+    return lines
 
 
 def _f(x, fmt="{:.4f}") -> str:
@@ -104,6 +120,16 @@ def markdown(result: dict[str, Any]) -> str:
             f"test error {result['prior_mean_test_error']:.4f}; bound set n = {result['n_bound']}.",
             "",
         ]
+    if result.get("prior_training"):
+        t = result["prior_training"]
+        out += [
+            f"Prior mean: trained on {result['n_prior']} images for {t['epochs_run']} epochs; bound set "
+            f"n = {result['n_bound']}.",
+            "",
+        ]
+    if result.get("grid"):
+        out += ["## Declared set (screened on the bound set; every candidate is in K)", ""]
+        out += candidates_table(result["grid"]) + [""]
     if result.get("information_grid"):
         out += [
             "## Information-posterior grid (screened on the bound set; every point is in K)",
