@@ -221,7 +221,20 @@ class _BoundSet:
         )
 
 
-def _select(bound_set: _BoundSet, posteriors, n_points: int, w0, m_screen: int, mc_seed: int):
+class _Clock:
+    """``log`` with the seconds since the start in front of each line (silent without ``log``)."""
+
+    def __init__(self, log):
+        self.log, self.t0 = log, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.log is not None:
+            self.log(f"[{time.perf_counter() - self.t0:6.0f} s] {message}")
+
+
+def _select(
+    bound_set: _BoundSet, posteriors, n_points: int, w0, m_screen: int, mc_seed: int, say=None
+):
     """The candidate with the smallest screening bound (``m_screen`` draws each), and the screened rows.
 
     A single candidate is taken as is, without screening draws."""
@@ -242,6 +255,8 @@ def _select(bound_set: _BoundSet, posteriors, n_points: int, w0, m_screen: int, 
                 "candidate": cand.label,
             }
         )
+        if say is not None:
+            say(f"  {cand.label}: KL {kl:.2f} nats, screening bound {score:.4f}")
         if score < best_score:
             best, best_score = (cand, mean, var, kl), score
     return best, screened
@@ -373,6 +388,7 @@ def certify(
     k_union: int | None = None,
     prior_indices=None,
     bound_indices=None,
+    log=None,
     **options,
 ) -> Certificate:
     """PAC-Bayes risk certificate of ``model``'s architecture on the bound set (Pérez-Ortiz et al. 2021;
@@ -406,6 +422,8 @@ def certify(
         ``loss`` names the training likelihood everywhere else).
     k_union : number of certificates computed on this bound set that this one is chosen from (default: the
         number of candidates K; must be ≥ K). Every candidate is certified at δ/``k_union``.
+    log : a callable given one line per step (prior, each candidate, the final estimate) with its time, to
+        follow a long run where no progress bar shows (the CLI prints them on stderr); default silent.
 
     Steps: the data are checked against the model; (1) the prior mean w0 (early-stopped on a held-out
     part of the prior data); (2) the posterior of every candidate; (3) each candidate is screened on the
@@ -441,8 +459,13 @@ def certify(
     prior_xy = checked_data(model, prior_data, "prior_data") if p.trains else None
     test = None if test_data is None else checked_data(model, test_data, "test_data")
 
+    say = _Clock(log)
     prior_info: dict = {}
+    if p.trains:
+        say(f"prior mean: training on {prior_xy[0].shape[0]} examples (at most {p.epochs} epochs)")
     w0 = _prior_mean(model, p, prior_xy, seed, prior_info)  # step 1
+    if prior_info:
+        say(f"prior mean trained: {prior_info['epochs_run']} epochs")
     delta_k = bounds.union_delta(delta, k_union) if k_union > 1 else float(delta)
     bound_set = _BoundSet(model, xb, yb, delta_k, mco)
     mc_seed = int(seed if mco.seed is None else mco.seed)
@@ -463,13 +486,18 @@ def certify(
     n_points, learned = len(cands), None
     if q.learn_prior_scale:
         learned, posteriors, n_points = _near_learnt_scale(posteriors, grid, w0)
+    say(f"{n_points} candidate(s), union bound over K = {k_union}; screening with m = {m_screen}")
     (cand, mean, var, kl), screened = _select(  # step 3
-        bound_set, posteriors, n_points, w0, m_screen, mc_seed
+        bound_set, posteriors, n_points, w0, m_screen, mc_seed, say
     )
+    say(f"chosen {cand.label}; final Monte Carlo estimate with m = {m} fresh draws")
     # Step 4 with fresh draws (the legacy stream seed + 1000 when nothing was chosen).
     gen = torch.Generator().manual_seed(mc_seed + 1000) if n_points == 1 else _stream(mc_seed, 2)
     res = bound_set.bound(bound_set.gibbs_risk(mean, var, m, gen), kl, m)
+    if test is not None:
+        say(f"bound {res.risk_bound:.4f}; test errors on {test[0].shape[0]} examples")
     errors = _test_errors(model, test, mean, var, mco, seed)
+    say("done")
     betas = sorted({c.beta for c in cands if c.beta is not None}) if auto else q.betas
     return Certificate(
         risk_bound=res.risk_bound,

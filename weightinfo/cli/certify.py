@@ -242,6 +242,7 @@ def certify_cmd(
             prior_indices=pi,
             bound_indices=bi,
             k_union=k_union,
+            log=lambda line: info(line, quiet),
             **pinned,
             **extra,
         )
