@@ -17,7 +17,7 @@ from weightinfo.certificates import (
     MonteCarloOptions,
     verify_certificate,
 )
-from weightinfo.certificates import certificate as C
+from weightinfo.certificates import _screening as S
 from weightinfo.certificates import posterior_fit as pf
 from weightinfo.certificates.selection import posterior_epochs_for
 
@@ -41,14 +41,14 @@ def chosen(setup):
     """A certificate chosen from SMALL_SET, with the generators of every risk estimate recorded."""
     _, model, kw = setup
     seeds = []
-    original = C._BoundSet.gibbs_risk
+    original = S.BoundSet.gibbs_risk
 
     def spy(self, mean, var, m, gen):
         seeds.append((gen.initial_seed(), m))
         return original(self, mean, var, m, gen)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(C._BoundSet, "gibbs_risk", spy)
+    mp.setattr(S.BoundSet, "gibbs_risk", spy)
     try:
         cert = weightinfo.certify(model, **kw, search=SMALL_SET, **FAST)
     finally:

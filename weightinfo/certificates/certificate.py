@@ -6,22 +6,21 @@ of Achille, Paolini & Soatto 2019, Eq. 8), then the two-step certificate of Dziu
 ``bound_data``: û = MC upper bound on the Gibbs 0-1 risk (Langford & Caruana 2002), then Maurer's
 kl⁻¹(û, (KL + ln(2√n/δ_K))/n) (Maurer 2004).
 
-Selection on the bound set is paid for: a grid of K configurations (prior scales λ, and β for the
-information posterior), or ``k_union`` ≥ K certificates computed on the same bound set in all, gives each
-one δ_K = δ/K (union bound). With K > 1 the grid is screened with ``mc_screen`` draws per point and the
-best point is then certified with **fresh** draws, so the MC step keeps its full δ′ (reusing the draws
-that picked the minimum would bias û low).
+By default the configuration is chosen from a set declared before any data is seen
+(:data:`~weightinfo.certificates.selection.DEFAULT_SEARCH`: information and optimised posteriors at several
+λ, β, learning rates). Selection on the bound set is paid for: K candidates (or ``k_union`` ≥ K certificates
+computed on the same bound set in all) give each one δ_K = δ/K (union bound). With K > 1 every candidate is
+screened with ``mc_screen`` draws and the best is then certified with **fresh** draws, so the MC step keeps
+its full δ′ (reusing the draws that picked the minimum would bias û low; :mod:`._screening`).
 
 The options are grouped in :mod:`weightinfo.certificates.options`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,8 +29,8 @@ from .._base.checks import check_choice, check_finite_tensor, check_model
 from .._base.deprecation import renamed_kwargs
 from ..bounds.two_step import total_confidence
 from . import posterior_fit as pf
-from . import risk as R
-from ._posteriors import candidate_posteriors, kl_to_prior
+from ._posteriors import candidate_posteriors
+from ._screening import BoundSet, Clock, near_learnt_scale, select, stream, test_errors
 from .inputs import check_disjoint, checked_data, data_sets
 from .options import (
     MC_ESTIMATORS,
@@ -41,7 +40,6 @@ from .options import (
     MonteCarloOptions,
     PosteriorOptions,
     PriorOptions,
-    mc_repetitions_for,
     resolve_options,
 )
 from .record import certificate_record, options_record
@@ -142,12 +140,6 @@ def _state_means(model: nn.Module, state, what: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def _stream(*key: int) -> torch.Generator:
-    """A torch generator seeded from ``key`` through numpy's SeedSequence (independent streams)."""
-    state = np.random.SeedSequence([int(k) for k in key]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Step 1: the prior mean w0
 # ---------------------------------------------------------------------------------------------------------
@@ -176,123 +168,6 @@ def _prior_mean(
             info=info,
         )
     return _state_means(model, p.init_state, "init_state")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Steps 3 and 4: the Monte Carlo risk on the bound set, and the bound at its upper confidence limit
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _BoundSet:
-    """The bound set S (n examples) and the confidences the certificate is issued at (δ_K, δ′)."""
-
-    model: nn.Module
-    x: torch.Tensor
-    y: torch.Tensor
-    delta_k: float
-    mc: MonteCarloOptions
-
-    @property
-    def n(self) -> int:
-        return int(self.x.shape[0])
-
-    def gibbs_risk(self, mean, var, m: int, gen: torch.Generator) -> float:
-        """L̂: the MC estimate of Q's empirical 0-1 risk on S from ``m`` draws (or repetitions)."""
-        if self.mc.estimator == "standard":
-            std = {k: v.sqrt() for k, v in var.items()}
-            return float(
-                R.gibbs_errors_standard(self.model, self.x, self.y, mean, std, m, gen).mean()
-            )
-        return R.gibbs_error_per_example(self.model, self.x, self.y, mean, var, m, gen)[0]
-
-    def bound(self, emp: float, kl: float, m: int):
-        """The two-step certificate kl⁻¹(û, (KL + ln(2√n/δ_K))/n) at û = kl⁻¹(L̂, ln(1/δ′)/m)."""
-        per_example = self.mc.estimator == "per_example"
-        return bounds.certificate(
-            emp,
-            kl,
-            self.n,
-            int(m),
-            self.delta_k,
-            self.mc.delta_mc,
-            bound="kl",
-            per_example=per_example,
-        )
-
-
-class _Clock:
-    """``log`` with the seconds since the start in front of each line (silent without ``log``)."""
-
-    def __init__(self, log):
-        self.log, self.t0 = log, time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if self.log is not None:
-            self.log(f"[{time.perf_counter() - self.t0:6.0f} s] {message}")
-
-
-def _select(
-    bound_set: _BoundSet, posteriors, n_points: int, w0, m_screen: int, mc_seed: int, say=None
-):
-    """The candidate with the smallest screening bound (``m_screen`` draws each), and the screened rows.
-
-    A single candidate is taken as is, without screening draws."""
-    screened, best, best_score = [], None, math.inf
-    for j, (cand, mean, var) in enumerate(posteriors):
-        kl = kl_to_prior(mean, var, w0, cand.prior_scale)
-        if n_points == 1:
-            return (cand, mean, var, kl), screened
-        emp = bound_set.gibbs_risk(mean, var, m_screen, _stream(mc_seed, 1, j))
-        score = bound_set.bound(emp, kl, m_screen).risk_bound
-        screened.append(
-            {
-                "prior_scale": cand.prior_scale,
-                "beta": cand.beta,
-                "kl_nats": kl,
-                "screen_emp": emp,
-                "screen_bound": score,
-                "candidate": cand.label,
-            }
-        )
-        if say is not None:
-            say(f"  {cand.label}: KL {kl:.2f} nats, screening bound {score:.4f}")
-        if score < best_score:
-            best, best_score = (cand, mean, var, kl), score
-    return best, screened
-
-
-def _near_learnt_scale(posteriors, grid: list[float], w0):
-    """Dziugaite & Roy's learnt λ: one fit; the grid points bracketing the learnt λ are the only ones
-    screened (all of the grid is paid for). Returns ``(learnt λ, posteriors, number of points)``."""
-    cand, mean, var = next(posteriors)
-    learned = pf.optimal_prior_scale(mean, var, w0)
-    below = [lam for lam in grid if lam <= learned]
-    above = [lam for lam in grid if lam >= learned]
-    near = sorted(({max(below)} if below else set()) | ({min(above)} if above else set()))
-    return learned, [(replace(cand, prior_scale=lam), mean, var) for lam in near], len(near)
-
-
-def _test_errors(model, test_data, mean, var, mc: MonteCarloOptions, seed: int):
-    """Gibbs, posterior-mean and majority-vote test errors (reported, not certified). The Gibbs error is
-    estimated with the certificate's estimator: m·n ≥ 10⁵ per-example draws, or the standard networks."""
-    if test_data is None:
-        return None, None, None
-    xt, yt = test_data
-    std = {k: v.sqrt() for k, v in var.items()}
-    gen = torch.Generator().manual_seed(int(seed) + 7)
-    if mc.estimator == "per_example":
-        m = int(mc.samples) if mc.samples is not None else mc_repetitions_for(len(yt), 1e5)
-        gibbs = R.gibbs_error_per_example(model, xt, yt, mean, var, m, gen)[0]
-    else:
-        gibbs = float(
-            R.gibbs_errors_standard(model, xt, yt, mean, std, mc.draws(len(yt)), gen).mean()
-        )
-    return (
-        gibbs,
-        R.mean_network_error(model, xt, yt, mean),
-        R.majority_vote_error(model, xt, yt, mean, std, mc.majority_votes, gen),
-    )
 
 
 def _fit_kwargs(q: PosteriorOptions, n: int, delta_k: float, seed: int) -> dict:
@@ -459,7 +334,7 @@ def certify(
     prior_xy = checked_data(model, prior_data, "prior_data") if p.trains else None
     test = None if test_data is None else checked_data(model, test_data, "test_data")
 
-    say = _Clock(log)
+    say = Clock(log)
     prior_info: dict = {}
     if p.trains:
         say(f"prior mean: training on {prior_xy[0].shape[0]} examples (at most {p.epochs} epochs)")
@@ -467,7 +342,7 @@ def certify(
     if prior_info:
         say(f"prior mean trained: {prior_info['epochs_run']} epochs")
     delta_k = bounds.union_delta(delta, k_union) if k_union > 1 else float(delta)
-    bound_set = _BoundSet(model, xb, yb, delta_k, mco)
+    bound_set = BoundSet(model, xb, yb, delta_k, mco)
     mc_seed = int(seed if mco.seed is None else mco.seed)
     m_screen = mco.screen_draws(bound_set.n)
     m = mco.draws(bound_set.n)
@@ -485,18 +360,18 @@ def certify(
     )
     n_points, learned = len(cands), None
     if q.learn_prior_scale:
-        learned, posteriors, n_points = _near_learnt_scale(posteriors, grid, w0)
+        learned, posteriors, n_points = near_learnt_scale(posteriors, grid, w0)
     say(f"{n_points} candidate(s), union bound over K = {k_union}; screening with m = {m_screen}")
-    (cand, mean, var, kl), screened = _select(  # step 3
+    (cand, mean, var, kl), screened = select(  # step 3
         bound_set, posteriors, n_points, w0, m_screen, mc_seed, say
     )
     say(f"chosen {cand.label}; final Monte Carlo estimate with m = {m} fresh draws")
     # Step 4 with fresh draws (the legacy stream seed + 1000 when nothing was chosen).
-    gen = torch.Generator().manual_seed(mc_seed + 1000) if n_points == 1 else _stream(mc_seed, 2)
+    gen = torch.Generator().manual_seed(mc_seed + 1000) if n_points == 1 else stream(mc_seed, 2)
     res = bound_set.bound(bound_set.gibbs_risk(mean, var, m, gen), kl, m)
     if test is not None:
         say(f"bound {res.risk_bound:.4f}; test errors on {test[0].shape[0]} examples")
-    errors = _test_errors(model, test, mean, var, mco, seed)
+    errors = test_errors(model, test, mean, var, mco, seed)
     say("done")
     betas = sorted({c.beta for c in cands if c.beta is not None}) if auto else q.betas
     return Certificate(
