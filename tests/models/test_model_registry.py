@@ -60,3 +60,24 @@ def test_default_model_for_known_datasets():
     assert default_model_for("digits").kwargs["widths"] == (256, 256)
     with pytest.raises(ValueError, match="no default model"):
         default_model_for("imagenet")
+
+
+def test_lenet_dropout_acts_in_training_mode_only():
+    import torch
+
+    from weightinfo.models import build_model, count_parameters
+
+    torch.manual_seed(0)
+    plain = build_model("lenet", (1, 8, 8), 3)
+    torch.manual_seed(0)
+    net = build_model("lenet", (1, 8, 8), 3, dropout=0.5)
+    assert count_parameters(net) == count_parameters(plain)
+    x = torch.randn(4, 1, 8, 8)
+    net.eval()
+    assert torch.equal(net(x), plain.eval()(x))  # eval mode: no dropout
+    net.train()
+    torch.manual_seed(1)
+    a = net(x)
+    assert not torch.equal(a, net(x))
+    with pytest.raises(ValueError, match="dropout"):
+        build_model("lenet", (1, 8, 8), 3, dropout=1.0)

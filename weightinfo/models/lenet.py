@@ -19,7 +19,9 @@ class LeNet(nn.Module):
     network work for 8x8 digits and 28x28 MNIST. With the defaults (channels ``(6, 16)``, hidden
     ``(120, 84)``) it has 107,786 parameters on 1x28x28 inputs with 10 classes and 21,386 on 1x8x8.
 
-    Parameter names: ``conv1``, ``conv2``, ``fc1``, ``fc2``, ``fc3`` (``.weight`` / ``.bias``).
+    ``dropout`` > 0 drops the inputs of ``fc1`` and ``fc2`` with that probability in training mode (eval mode
+    is deterministic). Parameter names: ``conv1``, ``conv2``, ``fc1``, ``fc2``, ``fc3`` (``.weight`` /
+    ``.bias``).
     """
 
     def __init__(
@@ -29,13 +31,18 @@ class LeNet(nn.Module):
         *,
         channels: Sequence[int] = (6, 16),
         hidden: Sequence[int] = (120, 84),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         c, h, w = check_image_shape("lenet", input_shape, min_size=4)
         n_out = check_n_classes(n_classes)
         c1, c2 = (int(v) for v in channels)
         h1, h2 = (int(v) for v in hidden)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.input_shape = (c, h, w)
+        self.dropout_p = float(dropout)
+        self.dropout = nn.Dropout(self.dropout_p) if self.dropout_p > 0 else nn.Identity()
         self.conv1 = nn.Conv2d(c, c1, kernel_size=5, padding=2)
         self.conv2 = nn.Conv2d(c1, c2, kernel_size=5, padding=2)
         self.fc1 = nn.Linear(c2 * (h // 4) * (w // 4), h1)
@@ -45,6 +52,6 @@ class LeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(torch.relu(self.conv1(x)), 2)
         x = F.max_pool2d(torch.relu(self.conv2(x)), 2)
-        x = torch.relu(self.fc1(x.flatten(1)))
-        x = torch.relu(self.fc2(x))
+        x = torch.relu(self.fc1(self.dropout(x.flatten(1))))
+        x = torch.relu(self.fc2(self.dropout(x)))
         return self.fc3(x)
