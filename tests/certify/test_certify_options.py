@@ -46,7 +46,7 @@ def _small(ds, init, **kw):
 def test_option_objects_give_the_pinned_certificate_bit_for_bit():
     ds, model, kw = _setup()
     kw = dict(kw)
-    prior = PriorOptions(epochs=2, holdout=0, init_state=kw.pop("init_state"))
+    prior = PriorOptions(epochs=2, holdout=0, schedule=None, init_state=kw.pop("init_state"))
     posterior = PosteriorOptions(epochs=1)
     mc = MonteCarloOptions(estimator="standard", samples=50)
     c = weightinfo.certify(

@@ -2,7 +2,7 @@
 split into option objects and named steps (recorded on commit 38e7d8f with OMP_NUM_THREADS=1).
 
 Since the defaults changed (issue 9: per-example Monte Carlo, an early-stopped prior) the cases name the
-former defaults explicitly (``mc="standard"``, ``prior_holdout=0``); screened rows gained a ``candidate``
+former defaults explicitly (``mc="standard"``, ``prior_holdout=0``, ``prior_schedule=None``); screened rows gained a ``candidate``
 label, compared apart."""
 
 import pytest
@@ -14,6 +14,7 @@ CASES = {
     "optimize": dict(
         prior_epochs=2,
         prior_holdout=0,
+        prior_schedule=None,
         posterior_epochs=1,
         mc="standard",
         mc_samples=50,
@@ -31,6 +32,7 @@ CASES = {
     "learnt_per_example": dict(
         prior_epochs=1,
         prior_holdout=0,
+        prior_schedule=None,
         posterior_epochs=1,
         prior_scale=[0.01, 0.03, 0.1],
         learn_prior_scale=True,

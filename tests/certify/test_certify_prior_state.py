@@ -117,8 +117,8 @@ def test_prior_training_settings_reach_the_prior(setup, monkeypatch):
         momentum=0.5,
         seed=0,
         holdout=0.0,  # 72 held-out images < holdout_min: no early stopping
-        patience=5,
-        schedule=None,
+        patience=10,
+        schedule="cosine",
         n=len(pi),
     )
 

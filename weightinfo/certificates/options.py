@@ -81,8 +81,9 @@ class PriorOptions:
         (measured on digits, 72 held-out images: early stopping raised the certificate from 0.090 to 0.108,
         ``docs/results/certificates.md``), and the prior then trains on all its data for ``epochs`` epochs,
         as it does with ``holdout=0``.
-    schedule : the learning-rate schedule of that SGD: ``None`` (constant) or ``"cosine"`` (to 0 over
-        ``epochs``).
+    schedule : the learning-rate schedule of that SGD: ``"cosine"`` (the default: to 0 over ``epochs``, so
+        the last epochs settle; measured on Fashion-MNIST, a constant rate with early stopping stopped at a
+        held-out error of 0.126 against 0.111 for 50 constant-rate epochs) or ``None`` (constant).
     scale : λ, the prior's standard deviation (the same for every weight), or a grid of λ (union bound).
     fraction : the share of ``data`` that trains w0 when ``certify(model, data)`` splits it
         (:func:`weightinfo.data.splits.prior_bound_split`); the rest is the bound set.
@@ -98,9 +99,9 @@ class PriorOptions:
     batch_size: int = 64
     momentum: float = 0.9
     holdout: float = 0.1
-    patience: int = 5
+    patience: int = 10
     holdout_min: int = 1000
-    schedule: str | None = None
+    schedule: str | None = "cosine"
 
     def __post_init__(self):
         check_choice("prior", self.source, PRIORS)
