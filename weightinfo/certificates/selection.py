@@ -94,24 +94,3 @@ def posterior_epochs_for(n_posterior: int) -> int:
     """Epochs of the optimised posterior when a candidate leaves them open: about 2·10⁵ examples seen,
     between 1 and 20 epochs (20 on digits, 4 on Fashion-MNIST's 60,000 images)."""
     return int(min(20, max(1, math.ceil(2e5 / int(n_posterior)))))
-
-
-#: The model ``weightinfo certify`` certifies when none is named, by dataset (``binary-`` stripped, MNIST
-#: variants as ``mnist``): measured in ``docs/results/certificates.md`` (MLP against a small CNN).
-DEFAULT_MODELS: dict[str, tuple[str, dict]] = {
-    "digits": ("mlp", {"widths": (256, 256)}),
-    "mnist": ("mlp", {"widths": (600, 600, 600), "dropout": 0.2}),
-    "fashion-mnist": ("mlp", {"widths": (600, 600, 600), "dropout": 0.2}),
-}
-
-
-def default_model_for_certificate(dataset: str) -> tuple[str, dict]:
-    """``(model name, kwargs)`` certified by default on ``dataset``: :data:`DEFAULT_MODELS`, else the
-    dataset's reference model (:func:`weightinfo.models.default_model_for`)."""
-    from ..models import default_model_for
-
-    if dataset in DEFAULT_MODELS:
-        name, kwargs = DEFAULT_MODELS[dataset]
-        return name, {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-    s = default_model_for(dataset)
-    return s.name, {k: list(v) if isinstance(v, tuple) else v for k, v in s.kwargs.items()}
