@@ -47,7 +47,11 @@ def test_scripts_run_the_cli(script, command, monkeypatch, capsys):
 
 
 def test_which_accepts_one_several_or_all():
-    assert certificate_runs("all") == list(RUNS) == ["fashion", "binary-mnist", "digits"]
+    assert (
+        certificate_runs("all")
+        == list(RUNS)
+        == ["fashion", "binary-mnist", "digits", "fashion-cnn"]
+    )
     assert certificate_runs("digits") == ["digits"]
     assert certificate_runs("digits, fashion") == ["digits", "fashion"]
     for bad in ("cifar", "", "all,digits"):
