@@ -45,7 +45,9 @@ def main(argv: list[str]) -> None:
         f"{time.perf_counter() - t:.0f} s"
     )
     for r in c.grid:
-        print(f"    {r['candidate']}: KL {r['kl_nats']:.2f}, screening certificate {r['screen_bound']:.4f}")
+        print(
+            f"    {r['candidate']}: KL {r['kl_nats']:.2f}, screening certificate {r['screen_bound']:.4f}"
+        )
 
 
 if __name__ == "__main__":
