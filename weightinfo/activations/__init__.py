@@ -1,0 +1,9 @@
+"""Effective information in the activations and invariance to nuisances (Achille, Paolini & Soatto 2019, §3).
+
+* :mod:`.channel` — the noisy-activation channel x ↦ f_ℓ(x; w* + n), n ∼ N(0, Σ): its mean, weight Jacobian,
+  linearised covariance Σ_z = J Σ Jᵀ and weight-sampled activations.
+"""
+
+from .channel import Channel, posterior_variances
+
+__all__ = ["Channel", "posterior_variances"]
