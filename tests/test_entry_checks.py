@@ -37,6 +37,9 @@ ENTRY_POINTS = {
     "information_curve": lambda m, d, **kw: wi.information_curve(
         m, d, betas=[1e-3, 1e-2], prior_scale=0.1, **kw
     ),
+    "effective_information": lambda m, d, **kw: wi.effective_information(
+        m, d, {k: torch.full_like(p, 1e-3) for k, p in m.named_parameters()}, samples=2, **kw
+    ),
 }
 
 

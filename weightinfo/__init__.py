@@ -6,6 +6,7 @@ every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 
 from . import bounds
 from ._base.version import __version__
+from .activations import EffectiveInformation, effective_information
 from .certificates import (
     Certificate,
     MonteCarloOptions,
@@ -59,6 +60,8 @@ __all__ = [
     "top_eigenvalues",
     "information",
     "information_curve",
+    "effective_information",
+    "EffectiveInformation",
     "lagrangian",
     "InformationResult",
     "InformationCurve",
