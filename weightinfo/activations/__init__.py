@@ -5,5 +5,25 @@
 """
 
 from .channel import Channel, posterior_variances
+from .fisher import (
+    ActivationFisher,
+    InfiniteFisherError,
+    InputFisher,
+    activation_fisher,
+    input_fisher,
+)
+from .nuisances import NUISANCES, NuisanceError, check_nuisance, get_nuisance
 
-__all__ = ["Channel", "posterior_variances"]
+__all__ = [
+    "Channel",
+    "posterior_variances",
+    "ActivationFisher",
+    "InfiniteFisherError",
+    "InputFisher",
+    "activation_fisher",
+    "input_fisher",
+    "NUISANCES",
+    "NuisanceError",
+    "check_nuisance",
+    "get_nuisance",
+]
