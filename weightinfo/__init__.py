@@ -6,7 +6,7 @@ every curvature matrix (Fisher, GGN, Hessian) is a **mean** over samples.
 
 from . import bounds
 from ._base.version import __version__
-from .activations import EffectiveInformation, effective_information
+from .activations import EffectiveInformation, activation_fisher, effective_information
 from .certificates import (
     Certificate,
     MonteCarloOptions,
@@ -43,6 +43,7 @@ from .training import evaluate, train
 __all__ = [
     "__version__",
     "bounds",
+    "activation_fisher",
     "certify",
     "Certificate",
     "PriorOptions",
