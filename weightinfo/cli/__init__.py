@@ -47,7 +47,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import catalog, certify, demo, fisher, measure, reproduce, train
+from . import activations, catalog, certify, demo, fisher, measure, reproduce, train
 from ._common import STATE, TRAIN_DEFAULTS, Quiet, hoist_global_flags
 from .demo import DEMO_CONFIG
 
@@ -116,6 +116,7 @@ app.command(name="train")(train.train)
 app.command(name="fisher")(fisher.fisher_cmd)
 app.command(name="measure")(measure.measure_cmd)
 app.command(name="certify")(certify.certify_cmd)
+app.command(name="activations")(activations.activations_cmd)
 app.command(name="demo")(demo.demo)
 app.command(name="datasets")(catalog.datasets)
 app.command(name="models")(catalog.models)

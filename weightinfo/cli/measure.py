@@ -423,6 +423,15 @@ def measure_cmd(
             show_default=False,
         ),
     ] = None,
+    activations: Annotated[
+        bool,
+        typer.Option(
+            "--activations",
+            help="Also the effective information and translate-x Fisher of every Linear/Conv2d layer's noisy "
+            "activations under Q* (64 test inputs; `weightinfo activations` has every option); writes "
+            "activations.json.",
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Information in the weights (nats) of a trained model, per layer, with its plots.
@@ -472,7 +481,44 @@ def measure_cmd(
         print_measure(m)
         arch = ck.meta.get("architecture", {})
         title = f"{arch.get('name', 'model')} {arch.get('kwargs', {})} on {name}"
+        act = _activations_section(ck, ds, m, name, seed, quiet) if activations else None
         with all_or_nothing(out) as stage:
             names = [p.name for p in write_measure(m, stage, title=title)]
+            if act is not None:
+                from ..report import write_json_atomic
+
+                names.append(write_json_atomic(stage / "activations.json", act).name)
         for n in names:
             info(f"wrote {Path(out) / n}", quiet)
+
+
+def _activations_section(ck, ds, m: Measurement, name: str, seed: int, quiet: bool) -> dict:
+    """``--activations``: I_eff and the translate-x Fisher per layer under Q*, printed and returned."""
+    from .activations import default_layers, measure_activations, print_activations
+
+    model = ck.model.eval()
+    layers = default_layers(model)
+    n = min(64, int(ds.n_test))
+    nuisances = ["translate-x"] if len(ds.input_shape) == 3 else ["brightness"]
+    eff, fishers = measure_activations(
+        model,
+        (ds.x_test[:n], ds.y_test[:n]),
+        m.result,
+        layers,
+        nuisances,
+        activation_variance=1e-4,
+        jitter=1e-3,
+        seed=seed,
+        quiet=quiet,
+    )
+    say("")
+    say("activations (noise of Q*; `weightinfo activations` for more nuisances and options):")
+    print_activations(eff, fishers, m.result, name)
+    return {
+        "layers": layers,
+        "n_inputs": n,
+        "activation_variance": 1e-4,
+        "jitter": 1e-3,
+        "effective_information": eff.to_dict(),
+        "activation_fisher": {k: a.to_dict() for k, a in fishers.items()},
+    }
