@@ -10,7 +10,7 @@
   Prop 3.2 corrected + covariance term) and ``input_fisher`` (F_{z|x}, its trace and log-det per sample).
 """
 
-from .channel import Channel, posterior_variances
+from .channel import Channel, JacobianMemoryError, posterior_variances
 from .effective import EffectiveInformation, effective_information
 from .fisher import (
     ActivationFisher,
@@ -23,6 +23,7 @@ from .nuisances import NUISANCES, NuisanceError, check_nuisance, get_nuisance
 
 __all__ = [
     "Channel",
+    "JacobianMemoryError",
     "posterior_variances",
     "EffectiveInformation",
     "effective_information",

@@ -14,11 +14,34 @@ samples for the Monte Carlo estimators.
 ``posterior``: an :class:`~weightinfo.iw.result.InformationResult` (its ``posterior_variance``, around the
 model's current weights) or a dict ``{parameter name: variance tensor shaped like the parameter}``; parameters not
 in it are fixed. ``layer``: a module name of the model, or ``None`` for the model's output.
+
+Any ``nn.Module`` in eval mode works (MLP, LeNet, All-CNN and ResNet-18 with eval BatchNorm, attention: tested in
+tests/activations/test_architectures.py). How the forward is taken:
+
+* ``torch.func.functional_call`` with the noisy parameters substituted; the other parameters and the **buffers**
+  (BatchNorm running statistics) are the module's own, so eval-mode BatchNorm is the fixed affine map it is at
+  test time. A BatchNorm with ``track_running_stats=False`` normalises by the batch even in eval mode (under
+  ``vmap`` each example would be normalised by itself): ``Channel.of`` raises a ``ValueError`` naming it.
+* The layer's output is **copied** when the hook sees it, so a later in-place op (``ReLU(inplace=True)``) does
+  not change what is measured. A module called more than once per forward (weight sharing) cannot be a layer
+  (``ValueError``); the model's output of such a model is fine (J sums the uses).
+* PyTorch's fused attention kernels (the ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` eval fast
+  path, flash / memory-efficient scaled-dot-product attention) have no forward-mode AD or no ``vmap`` rule, so
+  the channel's forwards switch them off (``torch.backends.mha``, ``sdpa_kernel(SDPBackend.MATH)``); the math
+  path computes the same function.
+
+**Memory.** A per-example weight Jacobian is dim z × k numbers (k: the noisy weights acting before the layer).
+:meth:`Channel.chunk_size` gives how many examples are linearised at once so that chunk · dim z · k · 8 bytes ≤
+``JACOBIAN_CHUNK_BYTES`` (512 MiB); callers loop over such chunks (results do not depend on it). One example
+above ``JACOBIAN_MAX_BYTES`` (4 GiB, dim z · k > 2²⁹) raises :class:`JacobianMemoryError` (a ``ValueError``)
+naming the layer, dim z and k: put the posterior on fewer parameters (a dict with the layers of interest) or
+measure an earlier / narrower layer. Both limits are module constants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +50,46 @@ from torch.func import functional_call, jacrev, vmap
 
 from .._base.checks import check_finite_tensor, check_model
 
-__all__ = ["Channel", "posterior_variances"]
+__all__ = [
+    "JACOBIAN_CHUNK_BYTES",
+    "JACOBIAN_MAX_BYTES",
+    "Channel",
+    "JacobianMemoryError",
+    "posterior_variances",
+]
+
+JACOBIAN_CHUNK_BYTES = 512 * 2**20
+JACOBIAN_MAX_BYTES = 4 * 2**30
+
+
+class JacobianMemoryError(ValueError):
+    """One example's weight Jacobian (dim z × k, float64) exceeds ``JACOBIAN_MAX_BYTES``."""
+
+
+@contextmanager
+def _no_fused_attention():
+    """Switch off the fused attention kernels (no forward AD, no vmap rule) for the channel's forwards: the
+    ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` fast path, and scaled-dot-product attention
+    restricted to its math backend."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    mha = torch.backends.mha
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
+def _check_batchnorm(model: nn.Module) -> None:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.track_running_stats:
+            raise ValueError(
+                f"module {name!r} ({type(m).__name__}) has track_running_stats=False: it normalises by the "
+                "batch even in eval mode, so the activations of one example are not a function of it alone"
+            )
 
 
 def posterior_variances(model: nn.Module, posterior) -> dict[str, torch.Tensor]:
@@ -90,6 +152,7 @@ class Channel:
     def of(cls, model: nn.Module, posterior, layer: str | None = None) -> Channel:
         """The channel of ``model`` at ``layer`` with the noise of ``posterior`` (checked)."""
         check_model(model)
+        _check_batchnorm(model)
         _module(model, layer)
         return cls(model, layer, posterior_variances(model, posterior))
 
@@ -103,11 +166,17 @@ class Channel:
         params = {**self._params(), **noisy}
         module = _module(self.model, self.layer)
         if module is None:
-            return functional_call(self.model, params, (x,)).flatten(1)
+            with _no_fused_attention():
+                return functional_call(self.model, params, (x,)).flatten(1)
         store = []
-        hook = module.register_forward_hook(lambda _m, _i, out: store.append(out))
+
+        def keep(_m, _i, out):  # a copy: a later in-place op must not change the layer's output
+            store.append(out.clone() if torch.is_tensor(out) else out)
+
+        hook = module.register_forward_hook(keep)
         try:
-            functional_call(self.model, params, (x,))
+            with _no_fused_attention():
+                functional_call(self.model, params, (x,))
         finally:
             hook.remove()
         if len(store) != 1 or not torch.is_tensor(store[0]):
@@ -133,8 +202,39 @@ class Channel:
 
     # -- linearisation --------------------------------------------------------------------------------------
 
+    @property
+    def n_noisy(self) -> int:
+        """k: the number of noisy weights."""
+        return sum(int(v.numel()) for v in self.var.values())
+
+    def chunk_size(self, d: int) -> int:
+        """Examples per Jacobian pass: chunk · ``d`` · k · 8 bytes ≤ ``JACOBIAN_CHUNK_BYTES`` (at least 1).
+
+        Raises :class:`JacobianMemoryError` when one example needs more than ``JACOBIAN_MAX_BYTES``.
+        """
+        k = self.n_noisy
+        per = int(d) * k * 8
+        if per > JACOBIAN_MAX_BYTES:
+            where = "the output" if self.layer is None else f"layer {self.layer!r}"
+            raise JacobianMemoryError(
+                f"{where}: one example's weight Jacobian is dim z × k = {d} × {k} (float64: {per / 2**30:.1f} "
+                f"GiB), above the limit JACOBIAN_MAX_BYTES = {JACOBIAN_MAX_BYTES / 2**30:g} GiB of "
+                "weightinfo.activations.channel. Put the posterior on fewer parameters (a dict with the "
+                "variances of the layers of interest only), or measure an earlier or narrower layer"
+            )
+        return max(1, JACOBIAN_CHUNK_BYTES // max(per, 1))
+
+    def chunks(self, x: torch.Tensor, d: int) -> Iterator[torch.Tensor]:
+        """``x`` in consecutive slices of :meth:`chunk_size` examples."""
+        c = self.chunk_size(d)
+        for a in range(0, len(x), c):
+            yield x[a : a + c]
+
     def jacobians(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """J_p(x) = ∂f_ℓ(x)/∂p for every noisy parameter p, shape (n, dim, p.numel()), per example."""
+        """J_p(x) = ∂f_ℓ(x)/∂p for every noisy parameter p, shape (n, dim, p.numel()), per example.
+
+        Holds n · dim · k numbers: loop over :meth:`chunks` for many examples (``covariances`` does).
+        """
         w = self.noisy_means()
 
         def jac(xi):
@@ -144,15 +244,20 @@ class Channel:
         return vmap(jac)(x)
 
     def covariances(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_z(x) = J(x) diag(σ²) J(x)ᵀ in float64, shape (n, dim, dim): exact for a layer linear in its noise."""
-        jac = self.jacobians(x)
-        cov = None
-        for k, j in jac.items():
-            j = j.double()
-            s2 = self.var[k].reshape(-1).double()
-            term = torch.einsum("nai,i,nbi->nab", j, s2, j)
-            cov = term if cov is None else cov + term
-        return cov
+        """Σ_z(x) = J(x) diag(σ²) J(x)ᵀ in float64, shape (n, dim, dim): exact for a layer linear in its noise.
+
+        The Jacobians are taken :meth:`chunks` of examples at a time (memory ≤ ``JACOBIAN_CHUNK_BYTES``).
+        """
+        out = []
+        for xc in self.chunks(x, self.dim(x)):
+            cov = None
+            for k, j in self.jacobians(xc).items():
+                j = j.double()
+                s2 = self.var[k].reshape(-1).double()
+                term = torch.einsum("nai,i,nbi->nab", j, s2, j)
+                cov = term if cov is None else cov + term
+            out.append(cov)
+        return torch.cat(out)
 
     # -- sampling -------------------------------------------------------------------------------------------
 

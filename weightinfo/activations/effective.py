@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from .._base.batches import iter_batches
 from .._base.checks import check_choice, check_int, check_positive
+from ._gaussian import reaching
 from .channel import Channel
 from .mixture import GaussianMixture, SingularCovarianceError, mixture_terms, stratified_mean
 
@@ -146,17 +147,19 @@ def effective_information(
         ``"output"``, when no module has that name, stand for the output).
     estimator : ``"auto"`` (= ``"gaussian"``), ``"gaussian"``, ``"mc"`` or ``"brunel-nadal"`` (module docstring).
     samples : draws of z per input (≥ 2); default 32 for ``"gaussian"``, max(64, 4·dim z) for ``"mc"``.
-    seed : seed of the draws. batch_size : inputs per Jacobian / sampling pass (memory ∝ batch_size · dim z ·
-        #noisy weights; the result does not depend on it except through the order of random draws).
+    seed : seed of the draws. batch_size : inputs per Jacobian / sampling pass (the result does not depend on it
+        except through the order of random draws); the Jacobians of a batch are taken in chunks of at most
+        512 MiB (:meth:`~.channel.Channel.chunk_size`), counting only the noisy weights acting before the layer.
     activation_variance : ν ≥ 0, variance of isotropic noise added to z (a lower bound; for singular Σ_z).
     input_entropy : h(X), the differential entropy of the input law in nats; required by ``"brunel-nadal"`` only.
     progress : progress bar (None: only on a terminal).
 
     Cost: ``"gaussian"`` / ``"mc"`` evaluate N² · samples Gaussian log-densities in dimension dim z (O(dim z²)
-    each) and hold N · dim z² numbers; Jacobians take batch_size · dim z · #noisy weights.
+    each) and hold N · dim z² numbers; Jacobians take min(batch_size, chunk) · dim z · k numbers, k the noisy
+    weights acting before the layer (one example above 4 GiB: :class:`~.channel.JacobianMemoryError`).
 
     Raises ``ValueError`` for an unknown layer or estimator, a posterior that does not match the model, empty data
-    or data with NaN/Inf, a singular Σ_z (see ``activation_variance``), and for ``"brunel-nadal"`` a missing
+    or data with NaN/Inf, a layer no noisy weight acts before, a Jacobian over the memory limit, a singular Σ_z (see ``activation_variance``), and for ``"brunel-nadal"`` a missing
     ``input_entropy`` or dim z < dim x.
     """
     estimator = check_choice("estimator", estimator, ESTIMATORS)
@@ -185,6 +188,10 @@ def effective_information(
     param = next(model.parameters())
     device = param.device
     x = _inputs(data, device, param.dtype)
+    if len(x):  # only the noisy weights acting before the layer (the others give zero columns of J)
+        channels = {
+            k: reaching(ch, x, f"effective_information, layer {k!r}") for k, ch in channels.items()
+        }
 
     out, err, dims, draws = {}, {}, {}, {}
     disable = None if progress is None else not progress

@@ -31,7 +31,14 @@ create between units and cannot see a singular Σ_z. Measured against ``"exact"`
 test_activation_fisher.py: LeNet 1×8×8, every weight noisy, σ² = 1e-3, 4 uniform random inputs; diag/exact of
 the total): output layer 1.04 (translate-x), 1.16 (brightness); ``fc1`` 1.54, 2.41; ``conv2`` 0.35, 2.00 (its
 covariance term 0.02× under translate-x). So diag gives an order of magnitude for wide layers, not a
-measurement. Memory: two float64 tensors of ``batch_size`` × d × k (k: noisy weights acting before the layer).
+measurement. Memory: two float64 tensors of chunk × d × k (k: noisy weights acting before the layer), the chunk
+≤ ``batch_size`` examples with chunk · d · k · 8 bytes ≤ 512 MiB (:meth:`~.channel.Channel.chunk_size`; one
+example above 4 GiB raises :class:`~.channel.JacobianMemoryError`, naming the layer, d and k). The ``"diag"``
+solver needs the same Jacobians, so it does not lower this memory.
+
+Architectures: any ``nn.Module`` in eval mode (see :mod:`.channel`: eval BatchNorm, in-place ops after the layer,
+attention with its fused fast path switched off); ReLU layers have units that are exactly 0 with zero Jacobian
+rows, so Σ_z is singular there and the pseudo-inverse (jitter = 0) or a jitter is what makes the Fisher finite.
 """
 
 from __future__ import annotations
@@ -218,6 +225,14 @@ def _finite(name: str, where: str, v: torch.Tensor) -> torch.Tensor:
     return v
 
 
+def _chunked(ch: Channel, x: torch.Tensor, d: int):
+    """(offset, slice) of ``x`` in the channel's memory-bounded chunks (:meth:`~.channel.Channel.chunk_size`)."""
+    a = 0
+    for xc in ch.chunks(x, d):
+        yield a, xc
+        a += len(xc)
+
+
 def _setup(model, posterior, layers, batch_size, jitter, method):
     check_int("batch_size", batch_size, 1)
     jitter = check_positive("jitter", jitter, allow_zero=True)
@@ -282,16 +297,20 @@ def activation_fisher(
             where = f"activation_fisher, layer {key!r}, nuisance {name!r}"
             if b == 0:
                 ch = chans[key] = reaching(ch, x, where)
-            mu_dot, A, A_dot = linearised(ch, x, v)
-            dims[key], n_noisy[key] = d, k = A.shape[1], A.shape[2]
+                dims[key], n_noisy[key] = ch.dim(x), ch.n_noisy
+            d, k = dims[key], n_noisy[key]
             used[key] = choose_method(method, d, k, jitter)
-            solver = Solver(A, used[key], jitter, where)
-            mean_terms[key].append(
-                _finite(
-                    "mean term", where, solver.quad(mu_dot[:, :, None], "mean derivative")[:, 0, 0]
+            for a, xc in _chunked(ch, x, d):  # memory: chunk · d · k ≤ JACOBIAN_CHUNK_BYTES
+                mu_dot, A, A_dot = linearised(ch, xc, v[a : a + len(xc)])
+                solver = Solver(A, used[key], jitter, where)
+                mean_terms[key].append(
+                    _finite(
+                        "mean term",
+                        where,
+                        solver.quad(mu_dot[:, :, None], "mean derivative")[:, 0, 0],
+                    )
                 )
-            )
-            cov_terms[key].append(_finite("covariance term", where, solver.cov_term(A_dot)))
+                cov_terms[key].append(_finite("covariance term", where, solver.cov_term(A_dot)))
     mt = {k: torch.cat(v) for k, v in mean_terms.items()}
     ct = {k: torch.cat(v) for k, v in cov_terms.items()}
     tot = {k: mt[k] + ct[k] for k in chans}
@@ -338,11 +357,18 @@ def input_fisher(
     d = dim_x = n_noisy = 0
     used = method
     for b, x in _batches(model, data, batch_size, progress, "input Fisher"):
-        ch = reaching(ch, x, where) if b == 0 else ch
-        A, G = linearised(ch, x, None), input_jacobian(ch, x)
-        d, n_noisy, dim_x = A.shape[1], A.shape[2], G.shape[2]
+        if b == 0:
+            ch = reaching(ch, x, where)
+            d, n_noisy = ch.dim(x), ch.n_noisy
         used = choose_method(method, d, n_noisy, jitter)
-        F = Solver(A, used, jitter, where).quad(G, "input Jacobian")
+        Fs = []
+        for _, xc in _chunked(ch, x, d):
+            G = input_jacobian(ch, xc)
+            dim_x = G.shape[2]
+            Fs.append(
+                Solver(linearised(ch, xc, None), used, jitter, where).quad(G, "input Jacobian")
+            )
+        F = torch.cat(Fs)
         F = 0.5 * (F + F.mT)
         traces.append(_finite("trace", where, F.diagonal(dim1=1, dim2=2).sum(1)))
         if d < dim_x:
