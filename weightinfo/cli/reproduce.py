@@ -15,6 +15,11 @@ These commands are the one definition of each experiment's options: the scripts 
   protocol, information-posterior grid and optimised posterior), binary MNIST (Dziugaite & Roy style),
   digits; ``--which`` picks some (default all). Writes ``certificates_<name>.json``, ``.png`` and ``.md``
   and prints the certificates. ``--quick`` runs tiny settings (digits in seconds).
+* ``weightinfo reproduce invariance``: the information in the weights of ≥ 8 LeNets (augmentation × random
+  labels × training weight noise) against the effective information and the nuisance Fisher of their noisy
+  activations, at one β and λ (:func:`weightinfo.experiments.invariance.run_invariance`, settings
+  :data:`~weightinfo.experiments.invariance.INVARIANCE`); writes ``invariance.json``, ``.png`` and ``.md``.
+  ``--quick``: digits, tiny settings, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -362,3 +367,38 @@ def certificates_cmd(
             )
     _print_certificates(results)
     say(f"results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# invariance
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("invariance")
+def invariance_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Digits, tiny settings, seconds (smoke test, marked as such)."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Initial weights, data order, label noise, draws.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="invariance"))
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """IW vs effective information and nuisance Fisher of the activations across networks (§3)."""
+    from ..experiments.invariance import run_invariance
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        command = command_line(ctx)
+        folder = out if out is not None else fresh_run_folder("invariance")
+        result = run_invariance(
+            folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
+        )
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
