@@ -427,7 +427,7 @@ def measure_cmd(
         bool,
         typer.Option(
             "--activations",
-            help="Also the effective information and translate-x Fisher of every Linear/Conv2d layer's noisy "
+            help="Also the effective information and translate-x Fisher of every Linear layer's noisy "
             "activations under Q* (64 test inputs; `weightinfo activations` has every option); writes "
             "activations.json.",
         ),
