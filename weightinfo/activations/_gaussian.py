@@ -1,4 +1,4 @@
-"""Derivatives of the linearised channel (:func:`linearised`, :func:`input_jacobian`, :func:`reaching`) and the
+"""Derivatives of the linearised channel (:func:`linearised`, :func:`reaching`) and the
 Fisher information of a batch of Gaussians N(μ, Σ_z), Σ_z = A Aᵀ (A = J Σ^{1/2}, dim z × k), in float64.
 
 For a one-parameter family, F = μ̇ᵀ Σ_z⁻¹ μ̇ (mean term) + ½ tr(Σ_z⁻¹ Σ̇ Σ_z⁻¹ Σ̇) (covariance term) with
@@ -159,13 +159,6 @@ def linearised(ch: Channel, x: torch.Tensor, v: torch.Tensor | None):
         return mu_dot.double(), A, A_dot
 
     return vmap(one)(x, v)
-
-
-def input_jacobian(ch: Channel, x: torch.Tensor) -> torch.Tensor:
-    """∇_x μ per example, (n, d, dim x) float64."""
-    w = ch.noisy_means()
-    g = vmap(jacrev(lambda xi: ch._forward(w, xi.unsqueeze(0)).squeeze(0)))(x)
-    return g.reshape(g.shape[0], g.shape[1], -1).double()
 
 
 def reaching(ch: Channel, x: torch.Tensor, where: str) -> Channel:

@@ -262,6 +262,12 @@ class Channel:
     # -- sampling -------------------------------------------------------------------------------------------
 
     @torch.no_grad()
+    def input_jacobians(self, x: torch.Tensor) -> torch.Tensor:
+        """∇_x μ(x) per example at w*, float64, shape (n, dim, dim x) (Eq 10 and F_{z|x} need it)."""
+        w = self.noisy_means()
+        g = vmap(jacrev(lambda xi: self._forward(w, xi.unsqueeze(0)).squeeze(0)))(x)
+        return g.reshape(g.shape[0], g.shape[1], -1).double()
+
     def sample(self, x: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
         """z = f_ℓ(x; w* + n) with ``draws`` independent weight draws per example: shape (draws, n, dim).
 

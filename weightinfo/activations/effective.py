@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import jacrev, vmap
 from tqdm.auto import tqdm
 
 from .._base.batches import iter_batches
@@ -328,13 +327,6 @@ def _moment_matched(ch: Channel, x, nu, s, gen, batch_size, key):
     return GaussianMixture.from_covariances(torch.cat(mus), cov, what), torch.cat(zs)
 
 
-def _input_jacobian(ch: Channel, x: torch.Tensor) -> torch.Tensor:
-    """∇_x μ(x) per input, float64, shape (n, dim z, dim x)."""
-    w = ch.noisy_means()
-    jac = vmap(jacrev(lambda xi: ch._forward(w, xi.unsqueeze(0)).squeeze(0)))(x)
-    return jac.reshape(jac.shape[0], jac.shape[1], -1).double()
-
-
 def _brunel_nadal(ch: Channel, x, nu, batch_size, h, key, bar) -> tuple[float, float]:
     """h(X) − E_x[½ ln((2πe)^{dim x} / |∇_xμᵀ (Σ_z + νI)⁻¹ ∇_xμ|)] and the standard error of E_x."""
     dx, dz = x[0].numel(), ch.dim(x)
@@ -350,7 +342,7 @@ def _brunel_nadal(ch: Channel, x, nu, batch_size, h, key, bar) -> tuple[float, f
         mix = GaussianMixture.from_covariances(
             ch.mean(xb).double(), cov, f"layer {key!r}: Σ_z(x)" + (" + νI" if nu else "")
         )
-        white = torch.linalg.solve_triangular(mix.chol, _input_jacobian(ch, xb), upper=False)
+        white = torch.linalg.solve_triangular(mix.chol, ch.input_jacobians(xb), upper=False)
         fisher = white.transpose(1, 2) @ white  # ∇_xμᵀ Σ_z⁻¹ ∇_xμ, (b, dx, dx)
         chol, info = torch.linalg.cholesky_ex(fisher)
         piv = chol.diagonal(dim1=1, dim2=2).square().amin(1)

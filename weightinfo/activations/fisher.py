@@ -59,7 +59,6 @@ from ._gaussian import (
     InfiniteFisherError,
     Solver,
     choose_method,
-    input_jacobian,
     linearised,
     reaching,
 )
@@ -363,7 +362,7 @@ def input_fisher(
         used = choose_method(method, d, n_noisy, jitter)
         Fs = []
         for _, xc in _chunked(ch, x, d):
-            G = input_jacobian(ch, xc)
+            G = ch.input_jacobians(xc)
             dim_x = G.shape[2]
             Fs.append(
                 Solver(linearised(ch, xc, None), used, jitter, where).quad(G, "input Jacobian")
