@@ -1,13 +1,12 @@
 """The invariance reproduction (``weightinfo reproduce invariance``): quick run, and its two statistics."""
 
 import json
-import time
 
 import pytest
 import torch
 
 from weightinfo.experiments._invariance_measures import normalised_variance, spearman_ci
-from weightinfo.experiments.invariance import INVARIANCE, INVARIANCE_QUICK, run_invariance
+from weightinfo.experiments.invariance import INVARIANCE, INVARIANCE_QUICK
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -39,10 +38,15 @@ def test_settings():
     assert INVARIANCE_QUICK["dataset"] == "digits"
 
 
-def test_quick_run(tmp_path):
-    t = time.perf_counter()
-    res = run_invariance(tmp_path, quick=True, log=lambda m: None)
-    assert time.perf_counter() - t < 30
+def test_quick_run_through_the_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from weightinfo.cli import app
+
+    out = tmp_path / "inv"
+    cli = CliRunner().invoke(app, ["reproduce", "invariance", "--quick", "--out", str(out), "-q"])
+    assert cli.exit_code == 0, (cli.output, cli.exception)
+    tmp_path = out
     for ext in ("json", "png", "md"):
         assert (tmp_path / f"invariance.{ext}").exists()
     assert (tmp_path / "invariance.png").read_bytes()[:8] == PNG
@@ -59,4 +63,4 @@ def test_quick_run(tmp_path):
     assert an["augmentation"]["n_pairs"] == 4
     md = (tmp_path / "invariance.md").read_text()
     assert md.startswith("**QUICK SMOKE TEST") and "Spearman" in md
-    assert res["analysis_summary"]
+    assert data["analysis_summary"]
