@@ -28,6 +28,7 @@ from .curvature import (
     top_eigenvalues,
 )
 from .data import Dataset, corrupt_labels, first_classes, load_dataset
+from .dynamics import shannon_information
 from .iw import (
     InformationCurve,
     InformationResult,
@@ -61,6 +62,7 @@ __all__ = [
     "top_eigenvalues",
     "information",
     "information_curve",
+    "shannon_information",
     "effective_information",
     "EffectiveInformation",
     "lagrangian",

@@ -3,4 +3,6 @@
 Modules are added as they are built (issue 11).
 """
 
-__all__: list[str] = []
+from .shannon import PosteriorsError, ShannonInformation, shannon_information
+
+__all__: list[str] = ["shannon_information", "ShannonInformation", "PosteriorsError"]
