@@ -28,6 +28,7 @@ from .curvature import (
     top_eigenvalues,
 )
 from .data import Dataset, corrupt_labels, first_classes, load_dataset
+from .dynamics import Tracker
 from .iw import (
     InformationCurve,
     InformationResult,
@@ -76,6 +77,7 @@ __all__ = [
     "first_classes",
     "build_model",
     "train",
+    "Tracker",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",

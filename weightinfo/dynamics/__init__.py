@@ -3,4 +3,6 @@
 Modules are added as they are built (issue 11).
 """
 
-__all__: list[str] = []
+from .tracker import Tracker
+
+__all__: list[str] = ["Tracker"]
