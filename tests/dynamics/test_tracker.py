@@ -178,3 +178,32 @@ def test_validation():
         Tracker((X, Y), quantities=("trace",)).step(model)
     with pytest.raises(ValueError, match="no records"):
         Tracker((X, Y)).plot("x.png")
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_cli_train_track(tmp_path):
+    from tests.cli_helpers import SMALL, ok
+
+    out = tmp_path / "run.pt"
+    args = ["--track", "trace,logdet,information", "--track-probe", "50"]
+    ok(
+        "train",
+        *SMALL,
+        "--out",
+        out,
+        *args,
+        "--track-beta",
+        "1e-3",
+        "--track-prior-scale",
+        "0.1",
+        "-q",
+    )
+    recs = [json.loads(s) for s in (tmp_path / "track.jsonl").read_text().splitlines()]
+    assert len(recs) == 1 and recs[0]["n_probe"] == 50
+    assert recs[0]["trace"] > 0 and recs[0]["logdet_method"] == "dense"
+    assert math.isfinite(recs[0]["information"]) and recs[0]["logdet_damping"] == 1e-3
+    assert (tmp_path / "track.png").stat().st_size > 1000 and out.is_file()
+    from tests.cli_helpers import invoke
+
+    bad = invoke("train", *SMALL, "--out", tmp_path / "b.pt", "--track", "trace,bogus", "-q")
+    assert bad.exit_code != 0 and "bogus" in bad.output
