@@ -28,7 +28,7 @@ from .curvature import (
     top_eigenvalues,
 )
 from .data import Dataset, corrupt_labels, first_classes, load_dataset
-from .dynamics import shannon_information
+from .dynamics import Tracker, shannon_information
 from .iw import (
     InformationCurve,
     InformationResult,
@@ -78,6 +78,7 @@ __all__ = [
     "first_classes",
     "build_model",
     "train",
+    "Tracker",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",

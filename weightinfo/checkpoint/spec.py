@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -115,6 +115,7 @@ def train_checkpoint(
     created_by: str | None = None,
     progress: bool = False,
     device: str | torch.device | None = None,
+    callbacks: Sequence[object] = (),
 ) -> TrainedRun:
     """Train ``spec`` from scratch and save it with its initial weights as checkpoint ``path``.
 
@@ -127,7 +128,8 @@ def train_checkpoint(
     ``last_epoch_train_*``. A non-zero ``spec.label_noise`` is recorded in ``train_config``.
     ``dataset_extra`` and ``train_config_extra`` add fields to those metadata sections, ``extra``
     top-level fields (before ``history``, the per-epoch records), ``created_by`` one after it.
-    Shared by :func:`train_or_load` and ``weightinfo train``.
+    Shared by :func:`train_or_load` and ``weightinfo train``. ``callbacks`` go to ``train`` (e.g. a
+    :class:`weightinfo.Tracker`; ``weightinfo train --track``).
     """
     if ds is None:
         ds = load_training_data(
@@ -166,6 +168,7 @@ def train_checkpoint(
         eval_loader=test_loader,
         progress=progress,
         device=device,
+        callbacks=callbacks,
     )
     test = evaluate(net, test_loader, spec.loss)
     last = {k: result.final[k] for k in ("train_loss", "train_accuracy")}

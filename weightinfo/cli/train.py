@@ -7,6 +7,12 @@ caches. Unset model options take the dataset's suggestion and unset training opt
 training labels random, seeded with ``--seed``. Beyond the cached runs, the metadata records the
 requested dataset name, the options as ``config``, ``created_by`` and the final model's accuracy on
 the whole training set (the last epoch's running values as ``last_epoch_train_*``).
+
+``--track trace,logdet,...`` attaches a :class:`weightinfo.Tracker` (quantities of
+:data:`weightinfo.dynamics.tracker.QUANTITIES`) on the first ``--track-probe`` training images, with the
+test set as ``test_data``: it writes ``track.jsonl`` (one record per epoch, as training goes; an existing
+file there is replaced) and ``track.png`` next to the checkpoint. ``information`` needs ``--track-beta``
+and ``--track-prior-scale``.
 """
 
 from __future__ import annotations
@@ -83,6 +89,23 @@ def train(
     data_seed: DataSeedOpt = 0,
     data_root: DataRootOpt = None,
     download: DownloadOpt = False,
+    track: Annotated[
+        str | None,
+        typer.Option(
+            help="Track quantities every epoch (comma list: trace, layer_trace, logdet, information, "
+            "loss, accuracy, temperature, gradient_noise); writes track.jsonl and track.png next to "
+            "the checkpoint."
+        ),
+    ] = None,
+    track_probe: Annotated[
+        int, typer.Option(min=1, help="Training images in the tracker's fixed probe set.")
+    ] = 500,
+    track_beta: Annotated[
+        float | None, typer.Option(help="β (per sample) of the tracked 'information'.")
+    ] = None,
+    track_prior_scale: Annotated[
+        float | None, typer.Option(help="Prior scale λ of the tracked 'information'.")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a reference network (seeded) and write a checkpoint with its metadata."""
@@ -119,6 +142,22 @@ def train(
             "label_noise": label_noise,
         }
         spec = TrainSpec(**config, label_noise_seed=seed)
+        tracker = None
+        if track is not None:
+            from ..dynamics import Tracker
+
+            track_path = Path(out).parent / "track.jsonl"
+            tracker = Tracker(
+                (ds.x_train[:track_probe], ds.y_train[:track_probe]),
+                quantities=track,
+                test_data=(ds.x_test, ds.y_test),
+                beta=track_beta,
+                prior_scale=track_prior_scale,
+                loss=loss,
+                batch_size=s.batch_size,
+                path=track_path,
+            )
+            track_path.unlink(missing_ok=True)
         info(
             f"training {name} {kwargs} on {ds.describe()}: {s.epochs} epochs, {s.optimizer}, "
             f"lr {s.lr:g}, batch {s.batch_size}, seed {seed}",
@@ -136,7 +175,10 @@ def train(
                 extra={"config": config},
                 created_by="weightinfo train",
                 progress=progress_enabled(quiet),
+                callbacks=() if tracker is None else (tracker,),
             )
+        if tracker is not None:
+            tracker.plot(Path(out).parent / "track.png")
     m = run.metrics
     say(
         f"trained {name} {kwargs} on {dataset}: {run.result.epochs_run} epochs in "
@@ -145,3 +187,7 @@ def train(
     say(f"  train accuracy {fmt_acc(m['train_accuracy'])}  (loss {m['train_loss']:.4g})")
     say(f"  test accuracy  {fmt_acc(m['test_accuracy'])}  (loss {m['test_loss']:.4g})")
     say(f"checkpoint {out}  (metadata {json_path})")
+    if tracker is not None:
+        say(
+            f"tracked {', '.join(tracker.quantities)}: {track_path}, {track_path.with_suffix('.png')}"
+        )

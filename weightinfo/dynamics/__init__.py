@@ -2,8 +2,11 @@
 
 * :mod:`.shannon` — ``shannon_information``: the Shannon information I(w; D) from the posteriors of K training
   runs (the empirical mixture by Monte Carlo, ≤ ln K; or the moment-matched Gaussian upper bound).
+* :mod:`.tracker` — ``Tracker``: tr F (per layer), ln|F + δI|, IW, loss/accuracy, SGD temperature η/B and the
+  gradient-noise scale on a fixed probe set during training, written to JSONL as it goes.
 """
 
 from .shannon import PosteriorsError, ShannonInformation, shannon_information
+from .tracker import Tracker
 
-__all__ = ["shannon_information", "ShannonInformation", "PosteriorsError"]
+__all__ = ["Tracker", "shannon_information", "ShannonInformation", "PosteriorsError"]
