@@ -184,6 +184,9 @@ def test_validation():
 def test_cli_train_track(tmp_path):
     from tests.cli_helpers import SMALL, ok
 
+    tmp_path = (
+        tmp_path / "new" / "folder"
+    )  # not there yet: the records need it from the first epoch
     out = tmp_path / "run.pt"
     args = ["--track", "trace,logdet,information", "--track-probe", "50"]
     ok(

@@ -147,6 +147,9 @@ def train(
             from ..dynamics import Tracker
 
             track_path = Path(out).parent / "track.jsonl"
+            # The records are written as training goes, so their folder must exist from the start (the
+            # checkpoint's own files still land all together, moved into it at the end).
+            track_path.parent.mkdir(parents=True, exist_ok=True)
             tracker = Tracker(
                 (ds.x_train[:track_probe], ds.y_train[:track_probe]),
                 quantities=track,
