@@ -20,6 +20,10 @@ These commands are the one definition of each experiment's options: the scripts 
   activations, at one β and λ (:func:`weightinfo.experiments.invariance.run_invariance`, settings
   :data:`~weightinfo.experiments.invariance.INVARIANCE`); writes ``invariance.json``, ``.png`` and ``.md``.
   ``--quick``: digits, tiny settings, seconds.
+* ``weightinfo reproduce fig1``: ln|F + δI|, tr F, ‖H − F‖/‖F‖ (exact, dense) and decision-boundary changes
+  over the full-batch training of a 2-16-16-1 tanh network on two moons, the paper's Fig 1
+  (:func:`weightinfo.experiments.fig1.run_fig1`, settings :data:`~weightinfo.experiments.fig1.FIG1`); writes
+  ``fig1.json``, ``.png`` and ``.md``. ``--quick``: a few hundred steps, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -397,6 +401,39 @@ def invariance_cmd(
         command = command_line(ctx)
         folder = out if out is not None else fresh_run_folder("invariance")
         result = run_invariance(
+            folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
+        )
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# fig1
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("fig1")
+def fig1_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="A few hundred steps, seconds (smoke test, marked as such)."),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Initial weights.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="fig1"))
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """ln|F + δI|, tr F, ‖H − F‖/‖F‖ and boundary changes over training on two moons (Fig 1)."""
+    from ..experiments.fig1 import run_fig1
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        command = command_line(ctx)
+        folder = out if out is not None else fresh_run_folder("fig1")
+        result = run_fig1(
             folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
         )
     for line in result["analysis_summary"]:
