@@ -24,6 +24,10 @@ These commands are the one definition of each experiment's options: the scripts 
   over the full-batch training of a 2-16-16-1 tanh network on two moons, the paper's Fig 1
   (:func:`weightinfo.experiments.fig1.run_fig1`, settings :data:`~weightinfo.experiments.fig1.FIG1`); writes
   ``fig1.json``, ``.png`` and ``.md``. ``--quick``: a few hundred steps, seconds.
+* ``weightinfo reproduce fig3``: the zigzag toy of the paper's Fig 3 — E ln F, the paper-style (seeds pooled)
+  and the seed-averaged Shannon information and the entropy of the piece reached vs SGD batch size
+  (:func:`weightinfo.experiments.fig3.run_fig3`, settings :data:`~weightinfo.experiments.fig3.FIG3`); writes
+  ``fig3.json``, ``.png`` and ``.md``. ``--quick``: 20 datasets × 3 seeds, 500 steps, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -436,6 +440,39 @@ def fig1_cmd(
         result = run_fig1(
             folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
         )
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# fig3
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("fig3")
+def fig3_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="20 datasets × 3 seeds, 500 steps, seconds (smoke test, marked as such).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="fig3"))
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Zigzag toy: E ln F and the Shannon information (paper-style and seed-averaged) vs batch size (Fig 3)."""
+    from ..experiments.fig3 import run_fig3
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        command = command_line(ctx)
+        folder = out if out is not None else fresh_run_folder("fig3")
+        result = run_fig3(folder, quick=quick, log=lambda msg: info(msg, quiet), command=command)
     for line in result["analysis_summary"]:
         say(line)
     say(f"computed in {result['time_s']:.1f} s; results: {folder}")
