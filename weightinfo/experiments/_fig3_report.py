@@ -61,24 +61,24 @@ def reading(result: dict[str, Any]) -> list[str]:
     an = result["analysis"]
     bs, bl = an["smallest_batch"], an["largest_batch"]
 
-    def d(k):
+    def d(k, unit=" nats"):
         a = an[k]
         return (
-            f"{a['at_largest_batch']:.3f} (B = {bl}) → {a['at_smallest_batch']:.3f} (B = {bs}), change "
-            f"{a['change_small_minus_large']:+.3f}"
+            f"{a['at_largest_batch']:.3f}{unit} (B = {bl}) → {a['at_smallest_batch']:.3f}{unit} (B = {bs}), "
+            f"change {a['change_small_minus_large']:+.3f}"
             + (f" ± {a['mc_stderr_of_change']:.3f} (MC)" if a["mc_stderr_of_change"] > 0 else "")
             + (", monotone in B" if a["monotone_increasing_in_batch"] or a["monotone_decreasing_in_batch"] else ", not monotone in B")
         )  # fmt: skip
 
     f, j, sa = an["mean_ln_fisher"], an["shannon_joint"], an["shannon_seed_averaged"]
     lines = [
-        f"* E ln F: {d('mean_ln_fisher')}. Paper's trend 'smaller batch → lower Fisher': "
+        f"* E ln F: {d('mean_ln_fisher', '')}. Paper's trend 'smaller batch → lower Fisher': "
         + ("HOLDS." if f["lower_at_smaller_batch"] else "DOES NOT HOLD."),
         f"* Paper-style information (all K·S runs pooled, I(θ; D, seed), what the paper's Fig 3 computes): "
-        f"{d('shannon_joint')} nats. 'Smaller batch → lower information' for this estimator: "
+        f"{d('shannon_joint')}. 'Smaller batch → lower information' for this estimator: "
         + ("HOLDS." if j["lower_at_smaller_batch"] and not j["flat"] else "DOES NOT HOLD."),
-        f"* Seed-averaged I(θ; D) (Q(θ|D) averaged over seeds, paper.md §1.3): {d('shannon_seed_averaged')} "
-        "nats. The rebuild's finding that it is flat: "
+        f"* Seed-averaged I(θ; D) (Q(θ|D) averaged over seeds, paper.md §1.3): {d('shannon_seed_averaged')}. "
+        "The rebuild's finding that it is flat: "
         + (
             (
                 "HOLDS (change within 0.1 nats and MC noise)."
@@ -93,8 +93,8 @@ def reading(result: dict[str, Any]) -> list[str]:
                 else "DOES NOT HOLD — it rises at smaller batch (opposite to the paper's trend)."
             )
         ),
-        f"* I(θ; D | seed): {d('shannon_per_seed')} nats; entropy of the piece reached: "
-        f"{d('piece_entropy')} nats.",
+        f"* I(θ; D | seed): {d('shannon_per_seed')}; entropy of the piece reached: "
+        f"{d('piece_entropy')}.",
         f"* The start θ_0 ∼ U[−{result['settings']['init_range']:g}, {result['settings']['init_range']:g}] is "
         "this reproduction's choice ([A]'s rebuild does not state one); the absolute values, and whether the "
         "piece entropy rises or falls with B, depend on it.",
