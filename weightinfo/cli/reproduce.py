@@ -28,6 +28,12 @@ These commands are the one definition of each experiment's options: the scripts 
   and the seed-averaged Shannon information and the entropy of the piece reached vs SGD batch size
   (:func:`weightinfo.experiments.fig3.run_fig3`, settings :data:`~weightinfo.experiments.fig3.FIG3`); writes
   ``fig3.json``, ``.png`` and ``.md``. ``--quick``: 20 datasets × 3 seeds, 500 steps, seconds.
+* ``weightinfo reproduce temperature``: Prop 2.8 — SGD at temperatures T = η/B (a grid of η and B, several
+  seeds) on digits, and at the end the loss, ln|F + δI| (exact, dense), tr F and the free energy
+  L + (T/2) ln|F + δI|; Spearman ρ(T, ln|F|) over all runs and at equal loss
+  (:func:`weightinfo.experiments.temperature.run_temperature`, settings
+  :data:`~weightinfo.experiments.temperature.TEMPERATURE`); writes ``temperature.json``, ``.png`` and ``.md``.
+  ``--quick``: a 2 × 2 grid, 5 epochs, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -473,6 +479,41 @@ def fig3_cmd(
         command = command_line(ctx)
         folder = out if out is not None else fresh_run_folder("fig3")
         result = run_fig3(folder, quick=quick, log=lambda msg: info(msg, quiet), command=command)
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# temperature
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("temperature")
+def temperature_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="128 images, 8 hidden units, 2 × 2 (η, B) × 2 seeds, 5 epochs, seconds (smoke test).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="temperature"))
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Prop 2.8: SGD temperature η/B vs ln|F + δI|, tr F, loss and free energy of the minimum reached."""
+    from ..experiments.temperature import run_temperature
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        command = command_line(ctx)
+        folder = out if out is not None else fresh_run_folder("temperature")
+        result = run_temperature(
+            folder, quick=quick, log=lambda msg: info(msg, quiet), command=command
+        )
     for line in result["analysis_summary"]:
         say(line)
     say(f"computed in {result['time_s']:.1f} s; results: {folder}")
