@@ -145,6 +145,12 @@ def reading(result: dict[str, Any]) -> list[str]:
             f"* Regression over all runs, ln|F + δI| = a + b·log10 T + c·ln L: b = "
             f"{sl['per_decade_of_T']:+.1f} ± {sl['stderr']:.1f} nats per decade of T at fixed loss "
             f"(c = {sl['per_unit_ln_loss']:+.1f} nats per unit ln L)."
+            + (
+                f" T and ln L are almost collinear here (|ρ(T, L)| = {abs(an['rho_T_loss']['rho']):.2f}), so b "
+                "extrapolates beyond the data and is not evidence either way."
+                if abs(an["rho_T_loss"]["rho"]) > 0.9
+                else ""
+            )
         )
     rows = an["per_temperature"]
     lines.append(
