@@ -34,6 +34,10 @@ These commands are the one definition of each experiment's options: the scripts 
   (:func:`weightinfo.experiments.temperature.run_temperature`, settings
   :data:`~weightinfo.experiments.temperature.TEMPERATURE`); writes ``temperature.json``, ``.png`` and ``.md``.
   ``--quick``: a 2 × 2 grid, 5 epochs, seconds.
+* ``weightinfo reproduce fig4``: Fig 4 — tr F after a fixed number of epochs vs batch size (fixed η and fixed
+  η/B) and vs the number of classes k (same N, 10-output model), LeNet on Fashion-MNIST
+  (:func:`weightinfo.experiments.fig4.run_fig4`, settings :data:`~weightinfo.experiments.fig4.FIG4`); writes
+  ``fig4.json``, ``.png`` and ``.md``. ``--quick``: 128 images, 1 epoch, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -514,6 +518,38 @@ def temperature_cmd(
         result = run_temperature(
             folder, quick=quick, log=lambda msg: info(msg, quiet), command=command
         )
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# fig4
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("fig4")
+def fig4_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="128 images, 1 epoch, B ∈ {16, 64}, k ∈ {2, 4}, 1 seed (smoke test)."
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=_OUT_HELP.format(name="fig4"))
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Fig 4: tr F after a fixed budget vs batch size (fixed η, fixed η/B) and vs number of classes k."""
+    from ..experiments.fig4 import run_fig4
+
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        command = command_line(ctx)
+        folder = out if out is not None else fresh_run_folder("fig4")
+        result = run_fig4(folder, quick=quick, log=lambda msg: info(msg, quiet), command=command)
     for line in result["analysis_summary"]:
         say(line)
     say(f"computed in {result['time_s']:.1f} s; results: {folder}")
