@@ -387,6 +387,18 @@ def certificates_cmd(
     say(f"results: {folder}")
 
 
+def _run_reported(ctx: typer.Context, name: str, run, out: Path | None, quiet: bool, **kw) -> None:
+    """Run a reproduction whose result carries ``analysis_summary`` and ``time_s`` (invariance, fig1, fig3,
+    temperature, fig4) into ``out`` or a fresh ``runs/<name>-<time>`` folder, then print its summary."""
+    quiet = quiet or STATE.quiet
+    with user_errors():
+        folder = out if out is not None else fresh_run_folder(name)
+        result = run(folder, log=lambda msg: info(msg, quiet), command=command_line(ctx), **kw)
+    for line in result["analysis_summary"]:
+        say(line)
+    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+
+
 # --------------------------------------------------------------------------------------------
 # invariance
 # --------------------------------------------------------------------------------------------
@@ -410,16 +422,7 @@ def invariance_cmd(
     """IW vs effective information and nuisance Fisher of the activations across networks (§3)."""
     from ..experiments.invariance import run_invariance
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        command = command_line(ctx)
-        folder = out if out is not None else fresh_run_folder("invariance")
-        result = run_invariance(
-            folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
-        )
-    for line in result["analysis_summary"]:
-        say(line)
-    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+    _run_reported(ctx, "invariance", run_invariance, out, quiet, quick=quick, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,16 +446,7 @@ def fig1_cmd(
     """ln|F + δI|, tr F, ‖H − F‖/‖F‖ and boundary changes over training on two moons (Fig 1)."""
     from ..experiments.fig1 import run_fig1
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        command = command_line(ctx)
-        folder = out if out is not None else fresh_run_folder("fig1")
-        result = run_fig1(
-            folder, quick=quick, seed=seed, log=lambda msg: info(msg, quiet), command=command
-        )
-    for line in result["analysis_summary"]:
-        say(line)
-    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+    _run_reported(ctx, "fig1", run_fig1, out, quiet, quick=quick, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,14 +472,7 @@ def fig3_cmd(
     """Zigzag toy: E ln F and the Shannon information (paper-style and seed-averaged) vs batch size (Fig 3)."""
     from ..experiments.fig3 import run_fig3
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        command = command_line(ctx)
-        folder = out if out is not None else fresh_run_folder("fig3")
-        result = run_fig3(folder, quick=quick, log=lambda msg: info(msg, quiet), command=command)
-    for line in result["analysis_summary"]:
-        say(line)
-    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+    _run_reported(ctx, "fig3", run_fig3, out, quiet, quick=quick)
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,16 +498,7 @@ def temperature_cmd(
     """Prop 2.8: SGD temperature η/B vs ln|F + δI|, tr F, loss and free energy of the minimum reached."""
     from ..experiments.temperature import run_temperature
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        command = command_line(ctx)
-        folder = out if out is not None else fresh_run_folder("temperature")
-        result = run_temperature(
-            folder, quick=quick, log=lambda msg: info(msg, quiet), command=command
-        )
-    for line in result["analysis_summary"]:
-        say(line)
-    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+    _run_reported(ctx, "temperature", run_temperature, out, quiet, quick=quick)
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,11 +523,4 @@ def fig4_cmd(
     """Fig 4: tr F after a fixed budget vs batch size (fixed η, fixed η/B) and vs number of classes k."""
     from ..experiments.fig4 import run_fig4
 
-    quiet = quiet or STATE.quiet
-    with user_errors():
-        command = command_line(ctx)
-        folder = out if out is not None else fresh_run_folder("fig4")
-        result = run_fig4(folder, quick=quick, log=lambda msg: info(msg, quiet), command=command)
-    for line in result["analysis_summary"]:
-        say(line)
-    say(f"computed in {result['time_s']:.1f} s; results: {folder}")
+    _run_reported(ctx, "fig4", run_fig4, out, quiet, quick=quick)
