@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._sgd import plain_sgd
+
 __all__ = ["FIG4", "FIG4_QUICK", "run_fig4"]
 
 FIG4: dict[str, Any] = {
@@ -58,26 +60,6 @@ FIG4_QUICK: dict[str, Any] = {
     "seeds": 1,
     "n_boot": 100,
 }
-
-
-def _train(model, X, Y, lr: float, batch: int, epochs: int, seed: int) -> int:
-    """Plain SGD; returns the number of steps."""
-    import torch
-    import torch.nn.functional as fn
-
-    g = torch.Generator().manual_seed(10_000 + seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    n, steps = len(X), 0
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, batch):
-            idx = perm[i : i + batch]
-            opt.zero_grad(set_to_none=True)
-            fn.cross_entropy(model(X[idx]), Y[idx]).backward()
-            opt.step()
-            steps += 1
-    return steps
 
 
 def run_fig4(
@@ -116,7 +98,7 @@ def run_fig4(
         t0 = time.perf_counter()
         torch.manual_seed(seed)
         model = build_model(s["model"], shape, n_out)
-        steps = _train(model, X, Y, float(lr), int(b), epochs, seed)
+        steps = plain_sgd(model, X, Y, float(lr), int(b), epochs, seed)
         t1 = time.perf_counter()
         tracker = Tracker(
             probe_data=(X[:n_probe], Y[:n_probe]), quantities=("trace", "loss", "accuracy")

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._sgd import plain_sgd
+
 __all__ = ["TEMPERATURE", "TEMPERATURE_QUICK", "run_temperature", "free_energy"]
 
 TEMPERATURE: dict[str, Any] = {
@@ -74,26 +76,6 @@ def _model(n_in: int, hidden: int, n_out: int, activation: str, seed: int):
     torch.manual_seed(seed)
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
     return nn.Sequential(nn.Linear(n_in, hidden), act(), nn.Linear(hidden, n_out))
-
-
-def _train(model, X, Y, lr: float, batch: int, epochs: int, seed: int) -> int:
-    """Plain SGD; returns the number of steps."""
-    import torch
-    import torch.nn.functional as fn
-
-    g = torch.Generator().manual_seed(10_000 + seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    n, steps = len(X), 0
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, batch):
-            idx = perm[i : i + batch]
-            opt.zero_grad(set_to_none=True)
-            fn.cross_entropy(model(X[idx]), Y[idx]).backward()
-            opt.step()
-            steps += 1
-    return steps
 
 
 def run_temperature(
@@ -139,7 +121,7 @@ def run_temperature(
             for seed in range(int(s["seeds"])):
                 t0 = time.perf_counter()
                 model = _model(n_in, h, n_out, s["activation"], seed)
-                steps = _train(model, X, Y, float(lr), int(b), int(s["epochs"]), seed)
+                steps = plain_sgd(model, X, Y, float(lr), int(b), int(s["epochs"]), seed)
                 t1 = time.perf_counter()
                 rec = tracker.step(model, lr=float(lr), batch_size=int(b), step=steps)
                 t_fisher += time.perf_counter() - t1
