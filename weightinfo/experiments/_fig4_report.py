@@ -8,6 +8,7 @@ from typing import Any
 
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
+from ._invariance_measures import format_rho_ci, spearman_ci
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -49,7 +50,6 @@ def _holds(d: dict, sign: int) -> bool:
 
 def analyse(batch_runs: list[dict], class_runs: list[dict], s: dict[str, Any]) -> dict[str, Any]:
     """Spearman ρ(B, tr F) per schedule and ρ(k, tr F) (bootstrap CIs over runs), and the means per value."""
-    from ._invariance_measures import spearman_ci
 
     nb = int(s["n_boot"])
     out: dict[str, Any] = {"batch": {}, "classes": {}}
@@ -78,14 +78,6 @@ def analyse(batch_runs: list[dict], class_runs: list[dict], s: dict[str, Any]) -
     return out
 
 
-def _ci(d: dict) -> str:
-    if d["rho"] is None:
-        return "undefined"
-    if d["ci_low"] is None:
-        return f"{d['rho']:+.2f}"
-    return f"{d['rho']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
-
-
 def reading(result: dict[str, Any]) -> list[str]:
     """The plain-language reading of the numbers, one bullet per line."""
     an, s = result["analysis"], result["settings"]
@@ -97,8 +89,8 @@ def reading(result: dict[str, Any]) -> list[str]:
     for sch, a in an["batch"].items():
         per = "; ".join(f"B = {r['batch']}: {r['trace']:.4g}" for r in a["per_batch"])
         lines.append(
-            f"* (a) {names[sch]}: ρ(B, tr F) = {_ci(a['rho_B_trace'])} (95 % bootstrap CI over runs); mean tr F "
-            f"{per}; ρ(B, L) = {_ci(a['rho_B_loss'])}. Paper's claim 'smaller batch ⇒ smaller tr F': "
+            f"* (a) {names[sch]}: ρ(B, tr F) = {format_rho_ci(a['rho_B_trace'])} (95 % bootstrap CI over runs); mean tr F "
+            f"{per}; ρ(B, L) = {format_rho_ci(a['rho_B_loss'])}. Paper's claim 'smaller batch ⇒ smaller tr F': "
             + (
                 "HOLDS here (CI above 0)."
                 if a["smaller_batch_smaller_trace"]
@@ -108,7 +100,7 @@ def reading(result: dict[str, Any]) -> list[str]:
     c = an["classes"]
     per = "; ".join(f"k = {r['k']}: {r['trace']:.4g}" for r in c["per_k"])
     lines.append(
-        f"* (b) ρ(k, tr F) = {_ci(c['rho_k_trace'])}; mean tr F {per}; ρ(k, L) = {_ci(c['rho_k_loss'])}. "
+        f"* (b) ρ(k, tr F) = {format_rho_ci(c['rho_k_trace'])}; mean tr F {per}; ρ(k, L) = {format_rho_ci(c['rho_k_loss'])}. "
         "Paper's claim 'more classes ⇒ larger tr F': "
         + (
             "HOLDS here (CI above 0)."

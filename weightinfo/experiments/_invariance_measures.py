@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["activations", "class_direction", "normalised_variance", "spearman_ci"]
+__all__ = ["activations", "class_direction", "format_rho_ci", "normalised_variance", "spearman_ci"]
 
 
 def _rho(a, b) -> float:
@@ -128,3 +128,13 @@ def class_direction(x: torch.Tensor, y: torch.Tensor, classes: tuple[int, int]):
 
     fn.nuisance_name = f"class-direction({a}-{b})"  # type: ignore[attr-defined]
     return fn, d
+
+
+def format_rho_ci(d: dict) -> str:
+    """A :func:`spearman_ci` result as text: ``+0.96 [+0.71, +1.00]``, just ρ without an interval, or
+    ``undefined``."""
+    if d["rho"] is None:
+        return "undefined"
+    if d["ci_low"] is None:
+        return f"{d['rho']:+.2f}"
+    return f"{d['rho']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"

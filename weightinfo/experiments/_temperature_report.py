@@ -9,6 +9,7 @@ from typing import Any
 
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
+from ._invariance_measures import format_rho_ci, spearman_ci
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -48,7 +49,6 @@ def _slope_at_fixed_loss(runs: list[dict]) -> dict[str, Any]:
 def analyse(runs: list[dict], s: dict[str, Any]) -> dict[str, Any]:
     """Spearman ρ(T, ln|F + δI|) (all runs and the equal-loss band, bootstrap CIs over runs), the slope of
     ln|F + δI| per decade of T at fixed ln L, and the per-T means (free energy included)."""
-    from ._invariance_measures import spearman_ci
 
     nb = int(s["n_boot"])
     T = [r["temperature"] for r in runs]
@@ -114,29 +114,21 @@ def analyse(runs: list[dict], s: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _ci(d: dict) -> str:
-    if d["rho"] is None:
-        return "undefined"
-    if d["ci_low"] is None:
-        return f"{d['rho']:+.2f}"
-    return f"{d['rho']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
-
-
 def reading(result: dict[str, Any]) -> list[str]:
     """The plain-language reading of the numbers, one bullet per line."""
     an, s = result["analysis"], result["settings"]
     b, sl = an["band"], an["slope_at_fixed_loss"]
     n = len(result["runs"])
     lines = [
-        f"* All {n} runs: Spearman ρ(T, ln|F + δI|) = {_ci(an['rho_T_logdet'])} (95 % bootstrap CI over "
-        f"runs); ρ(T, tr F) = {_ci(an['rho_T_trace'])}. 'Higher temperature → lower-Fisher minimum': "
+        f"* All {n} runs: Spearman ρ(T, ln|F + δI|) = {format_rho_ci(an['rho_T_logdet'])} (95 % bootstrap CI over "
+        f"runs); ρ(T, tr F) = {format_rho_ci(an['rho_T_trace'])}. 'Higher temperature → lower-Fisher minimum': "
         + ("HOLDS (CI below 0)." if an["higher_T_lower_logdet"] else "NOT SHOWN (CI not below 0)."),
-        f"* But T also sets the training loss here: ρ(T, L) = {_ci(an['rho_T_loss'])}, and ρ(L, ln|F + δI|) = "
-        f"{_ci(an['rho_loss_logdet'])}: at a fixed number of epochs η·steps = epochs·N·T, so a hotter run "
+        f"* But T also sets the training loss here: ρ(T, L) = {format_rho_ci(an['rho_T_loss'])}, and ρ(L, ln|F + δI|) = "
+        f"{format_rho_ci(an['rho_loss_logdet'])}: at a fixed number of epochs η·steps = epochs·N·T, so a hotter run "
         "also trained longer and its Fisher fell with its loss.",
         f"* At equal loss — the {b['n_runs']} runs with L in [{b['loss_low']:.3g}, {b['loss_high']:.3g}] "
         f"nats (ln L within ± {s['band_ln_loss']:g} of the median; {b['n_temperatures']} distinct T): "
-        f"ρ(T, ln|F + δI|) = {_ci(b['rho_T_logdet'])} (ρ(T, L) inside the band {_ci(b['rho_T_loss'])}). "
+        f"ρ(T, ln|F + δI|) = {format_rho_ci(b['rho_T_logdet'])} (ρ(T, L) inside the band {format_rho_ci(b['rho_T_loss'])}). "
         "'Higher T selects lower-Fisher minima at equal loss': "
         + ("HOLDS in the band." if an["band_higher_T_lower_logdet"] else "NOT SHOWN in the band."),
     ]
