@@ -16,6 +16,7 @@ from typing import Any
 
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
+from ._report_files import caption_command
 
 __all__ = ["markdown", "plot", "rows", "table", "write_outputs"]
 
@@ -205,5 +206,6 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         ax.set_title("information posterior, screened grid", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    caption_command(fig, result)
     return save_figure(fig, path)

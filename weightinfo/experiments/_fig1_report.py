@@ -10,6 +10,7 @@ import numpy as np
 
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
+from ._report_files import caption_command
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -193,8 +194,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     b.set_xscale("symlog", linthresh=1)
     b.set_xlabel("step")
     b.legend(fontsize=8)
-    cmd = (result.get("made_by") or {}).get("command") or result["command"]
-    fig.text(0.01, 0.005, cmd, fontsize=7)
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
 from ._invariance_measures import format_rho_ci, spearman_ci
+from ._report_files import caption_command
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -155,8 +156,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     c.set_xlabel("number of classes k (first k; same N, 10 outputs)")
     c.set_ylabel("tr F at the end of training")
     c.legend(fontsize=8)
-    cmd = (result.get("made_by") or {}).get("command") or result["command"]
-    fig.text(0.01, 0.005, cmd, fontsize=7)
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 

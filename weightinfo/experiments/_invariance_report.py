@@ -12,6 +12,7 @@ import numpy as np
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
 from ._invariance_measures import _rho, spearman_ci
+from ._report_files import caption_command
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -129,7 +130,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     iw = [r["iw"] for r in rows]
     for i, n in enumerate([*s["nuisances"], CLASS]):
         ax[0, 0].scatter(iw, [r["fisher"][n][hl] for r in rows], label=n, color=f"C{i}")
-    ax[0, 0].set(xlabel="IW (nats)", ylabel=f"activation Fisher at {hl}", yscale="log",
+    ax[0, 0].set(xlabel="IW (nats)", ylabel=f"activation Fisher at {hl} [nats / θ²]", yscale="log",
                  title=f"(a) IW vs Fisher per nuisance ({hl})")  # fmt: skip
     ax[0, 0].legend(fontsize=8)
     for j, ly in enumerate(s["eff_layers"]):
@@ -152,6 +153,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
                  title="(d) normalised variance (Quiroga et al.) by depth")  # fmt: skip
     ax[1, 1].set_xticks(list(x), layers)
     ax[1, 1].legend(fontsize=8)
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 

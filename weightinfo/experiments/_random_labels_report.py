@@ -18,6 +18,7 @@ from typing import Any
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
 from ._random_labels_defaults import CHOICE_KEYS, CHOICE_NOTE, DEFAULTS
+from ._report_files import caption_command
 
 __all__ = ["markdown", "plot", "strictly_increasing", "write_outputs"]
 
@@ -103,7 +104,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
         "prior mean = initial weights (nats; L_D = mean loss)",
         fontsize=9.5,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 

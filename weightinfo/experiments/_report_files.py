@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["caption_command", "write_report"]
 
 
 def write_report(
@@ -36,3 +36,11 @@ def write_report(
     text = markdown(result).encode("utf-8")
     paths.append(atomic_write(out / f"{stem}.md", lambda fh: fh.write(text)))
     return paths
+
+
+def caption_command(fig, result: dict[str, Any]) -> None:
+    """Print the command that made ``result`` along the bottom edge of ``fig``: the figure's caption names it
+    (issue 11 §4), so a PNG found on its own still says how to make it again. Leave the bottom ~3 % free."""
+    cmd = (result.get("made_by") or {}).get("command") or result.get("command")
+    if cmd:
+        fig.text(0.01, 0.005, cmd, fontsize=7, wrap=True)
