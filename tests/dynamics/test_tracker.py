@@ -38,7 +38,7 @@ def _dense_fisher(model, X):
     with torch.no_grad():
         prob = torch.softmax(model(X), 1)
     Fm = torch.einsum("nc,ncp,ncq->pq", prob, G, G) / X.shape[0]
-    per_sample = torch.einsum("nc,ncp->n", prob, G.square())
+    per_sample = torch.einsum("nc,ncp->n", prob, G.square())  # t_i, the Fisher trace of sample i
     layer = {}
     off = 0
     for k, p in params.items():
@@ -49,33 +49,99 @@ def _dense_fisher(model, X):
     return Fm, per_sample, layer
 
 
-def test_trace_layer_trace_and_logdet_match_dense():
-    X, Y = _data()
-    model = _mlp()
-    tr = Tracker((X, Y), quantities=("trace", "layer_trace", "logdet"), damping=1e-3)
+def _batch_means_stderr(per_sample, groups):
+    """std of the means of ``groups`` contiguous near-equal groups / √groups (the tracker's estimator)."""
+    N = per_sample.shape[0]
+    b = [N * g // groups for g in range(groups + 1)]
+    means = torch.stack([per_sample[b[g] : b[g + 1]].mean() for g in range(groups)])
+    return float(means.std(unbiased=True)) / math.sqrt(groups)
+
+
+def _lenet(seed=0):
+    torch.manual_seed(seed)
+    return weightinfo.models.LeNet((1, 8, 8), 4, channels=(3, 4), hidden=(10, 8)).double().eval()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+def test_trace_layer_trace_and_logdet_match_dense(arch):
+    if arch == "mlp":
+        X, Y = _data()
+        model = _mlp()
+    else:
+        g = torch.Generator().manual_seed(1)
+        X = torch.randn(23, 1, 8, 8, generator=g, dtype=torch.float64)
+        Y = torch.randint(0, 4, (23,), generator=g)
+        model = _lenet()
+    q = ("trace", "layer_trace", "loss", "accuracy") + (("logdet",) if arch == "mlp" else ())
+    # eval_batch_size 7: groups of 4-5 samples (MLP: 40 rows) are cut into several engine batches
+    tr = Tracker((X, Y), quantities=q, damping=1e-3, eval_batch_size=7)
     rec = tr.step(model)
     Fm, per_sample, layer = _dense_fisher(model, X)
-    assert rec["trace"] == pytest.approx(float(torch.trace(Fm)), rel=1e-6, abs=1e-9)
-    se = float(per_sample.std(unbiased=True)) / math.sqrt(X.shape[0])
-    assert rec["trace_stderr"] == pytest.approx(se, rel=1e-6)
-    assert sum(rec["layer_trace"].values()) == pytest.approx(rec["trace"], rel=1e-9)
+    # the explicit per-sample-Jacobian computation and the library's dense exact Fisher, to float64 tolerance
+    assert rec["trace"] == pytest.approx(float(torch.trace(Fm)), rel=1e-10)
+    full = weightinfo.fisher(model, (X, Y), structure="full").blocks[0].matrix
+    assert rec["trace"] == pytest.approx(float(torch.trace(full)), rel=1e-10)
+    assert rec["trace"] == pytest.approx(float(per_sample.mean()), rel=1e-10)
+    assert rec["trace_groups"] == 10 and rec["trace_kind"] == "exact"
+    assert rec["trace_stderr"] == pytest.approx(_batch_means_stderr(per_sample, 10), rel=1e-8)
+    assert sum(rec["layer_trace"].values()) == pytest.approx(rec["trace"], rel=1e-12)
+    assert set(rec["layer_trace"]) == set(layer)
     for k, v in layer.items():
-        assert rec["layer_trace"][k] == pytest.approx(v, rel=1e-6, abs=1e-10)
-    ev = torch.linalg.eigvalsh(Fm).clamp_min(0)
-    assert rec["logdet_method"] == "dense" and rec["logdet_damping"] == 1e-3
-    assert rec["logdet"] == pytest.approx(float(torch.log(ev + 1e-3).sum()), rel=1e-6)
-    # the library's own Fisher agrees
-    assert rec["trace"] == pytest.approx(weightinfo.fisher(model, (X, Y)).trace(), rel=1e-6)
+        assert rec["layer_trace"][k] == pytest.approx(v, rel=1e-10, abs=1e-15)
+    with torch.no_grad():
+        z = model(X)
+    assert rec["loss"] == pytest.approx(float(nn.functional.cross_entropy(z, Y)), rel=1e-12)
+    assert rec["accuracy"] == pytest.approx(float((z.argmax(1) == Y).double().mean()))
+    # G = N: the per-sample standard error std(t_i)/√N
+    rec_n = Tracker((X, Y), quantities="trace", stderr_groups=X.shape[0]).step(model)
+    se = float(per_sample.std(unbiased=True)) / math.sqrt(X.shape[0])
+    assert rec_n["trace_stderr"] == pytest.approx(se, rel=1e-8)
+    assert rec_n["trace"] == pytest.approx(rec["trace"], rel=1e-12)
+    if arch == "mlp":
+        ev = torch.linalg.eigvalsh(Fm).clamp_min(0)
+        assert rec["logdet_method"] == "dense" and rec["logdet_damping"] == 1e-3
+        assert rec["logdet"] == pytest.approx(float(torch.log(ev + 1e-3).sum()), rel=1e-8)
 
 
-def test_mc_trace_is_close_and_seeded():
-    X, Y = _data(n=60)
-    model = _mlp()
+@pytest.mark.parametrize("arch", ["mlp", "lenet"])
+def test_mc_trace_is_close_and_seeded(arch):
+    if arch == "mlp":
+        X, Y = _data(n=60)
+        model = _mlp()
+    else:
+        g = torch.Generator().manual_seed(2)
+        X = torch.randn(40, 1, 8, 8, generator=g, dtype=torch.float64)
+        Y = torch.randint(0, 4, (40,), generator=g)
+        model = _lenet()
     exact = Tracker((X, Y), quantities="trace").step(model)["trace"]
     a = Tracker((X, Y), quantities="trace", kind="mc", mc_samples=20, seed=1).step(model)
     b = Tracker((X, Y), quantities="trace", kind="mc", mc_samples=20, seed=1).step(model)
-    assert a["trace"] == b["trace"]
-    assert abs(a["trace"] - exact) < 5 * a["trace_stderr"] + 1e-3
+    assert a["trace"] == b["trace"] and a["trace_kind"] == "mc"
+    assert abs(a["trace"] - exact) < 4 * a["trace_stderr"]
+    # the expectation: the mean of 8 seeds' estimates is within 4 standard errors of the exact trace
+    runs = [Tracker((X, Y), quantities="trace", kind="mc", seed=s).step(model) for s in range(8)]
+    mean = sum(r["trace"] for r in runs) / 8
+    se = math.sqrt(sum(r["trace_stderr"] ** 2 for r in runs)) / 8
+    assert abs(mean - exact) < 4 * se
+
+
+def test_gradient_noise_matches_per_sample_gradients():
+    X, Y = _data(n=30)
+    model = _mlp()
+    rec = Tracker((X, Y), quantities="gradient_noise", eval_batch_size=8).step(model)
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def loss(p, x, y):
+        z = functional_call(model, p, (x.unsqueeze(0),))
+        return nn.functional.cross_entropy(z, y.unsqueeze(0))
+
+    g = vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, X, Y)
+    g = torch.cat([g[k].reshape(X.shape[0], -1) for k in params], 1)
+    G2 = float(g.mean(0).square().sum())
+    tr_sigma = float((g - g.mean(0)).square().sum()) / (X.shape[0] - 1)
+    assert rec["gradient_norm_sq"] == pytest.approx(G2, rel=1e-9)
+    assert rec["gradient_trace_cov"] == pytest.approx(tr_sigma, rel=1e-9)
+    assert rec["gradient_noise"] == pytest.approx(tr_sigma / G2, rel=1e-9)
 
 
 def test_train_callback_records_every_epoch_and_jsonl(tmp_path):
@@ -210,3 +276,45 @@ def test_cli_train_track(tmp_path):
 
     bad = invoke("train", *SMALL, "--out", tmp_path / "b.pt", "--track", "trace,bogus", "-q")
     assert bad.exit_code != 0 and "bogus" in bad.output
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_cli_track_defaults_jsonl_and_plot(tmp_path, monkeypatch):
+    from tests.cli_helpers import SMALL, ok
+    from weightinfo.cli.train import TRACK_DEFAULT
+    from weightinfo.dynamics import _tracker_plot
+    from weightinfo.dynamics.tracker import DEFAULT_QUANTITIES
+
+    assert TRACK_DEFAULT == ",".join(DEFAULT_QUANTITIES)
+    seen = {}
+    real = _tracker_plot.plot_records
+
+    def spy(records, path, **kw):
+        seen.update(kw)
+        return real(records, path, **kw)
+
+    monkeypatch.setattr(_tracker_plot, "plot_records", spy)
+    out = tmp_path / "run.pt"
+    res = ok("track", *SMALL, "--epochs", "2", "--out", out, "--track-probe", "40")
+    recs = [json.loads(s) for s in (tmp_path / "track.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2]
+    for r in recs:
+        for k in DEFAULT_QUANTITIES + (
+            "trace_stderr",
+            "test_loss",
+            "test_accuracy",
+            "n_probe",
+            "time",
+        ):
+            assert r[k] is not None, k
+        assert r["n_probe"] == 40 and r["trace_kind"] == "exact" and r["trace_groups"] == 10
+        assert "gradient_noise" not in r and "logdet" not in r
+        assert sum(r["layer_trace"].values()) == pytest.approx(r["trace"], rel=1e-9)
+    assert (tmp_path / "track.png").stat().st_size > 1000 and out.is_file()
+    assert seen["command"].startswith("weightinfo track --out ")
+    assert "--dataset digits" in seen["command"] and "--track-probe 40" in seen["command"]
+    assert "track.jsonl" in res.output
+    # the quantities can still be chosen
+    ok("track", *SMALL, "--out", tmp_path / "b" / "b.pt", "--track", "loss,gradient_noise", "-q")
+    rec = json.loads((tmp_path / "b" / "track.jsonl").read_text())
+    assert rec["gradient_noise"] > 0 and "trace" not in rec

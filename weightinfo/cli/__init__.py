@@ -1,7 +1,9 @@
-"""Command line interface: ``weightinfo train | fisher | demo | datasets | models``.
+"""Command line interface: ``weightinfo train | track | fisher | demo | datasets | models``.
 
 * ``weightinfo train --dataset D [--model M] --out run.pt``: train a reference network (seeded)
   and write a checkpoint (``run.pt`` + metadata ``run.json``, see :mod:`weightinfo.checkpoint`).
+* ``weightinfo track --dataset D --out run.pt``: the same, tracking tr F, per-layer tr F, loss, accuracy
+  and η/B every epoch (``train --track``): ``track.jsonl`` and ``track.png`` next to the checkpoint.
 * ``weightinfo fisher --dataset D [--checkpoint run.pt] [--json out.json]``: per-layer Fisher of
   a checkpoint, or of a model trained on the fly and cached (:func:`weightinfo.train_or_load`).
 * ``weightinfo demo [--out DIR]``: MLP on the bundled ``digits`` set and its exact diagonal
@@ -113,6 +115,7 @@ def _root(
 
 # Commands, in the order ``--help`` lists them.
 app.command(name="train")(train.train)
+app.command(name="track")(train.track)
 app.command(name="fisher")(fisher.fisher_cmd)
 app.command(name="measure")(measure.measure_cmd)
 app.command(name="certify")(certify.certify_cmd)

@@ -11,12 +11,18 @@ the whole training set (the last epoch's running values as ``last_epoch_train_*`
 ``--track trace,logdet,...`` attaches a :class:`weightinfo.Tracker` (quantities of
 :data:`weightinfo.dynamics.tracker.QUANTITIES`) on the first ``--track-probe`` training images, with the
 test set as ``test_data``: it writes ``track.jsonl`` (one record per epoch, as training goes; an existing
-file there is replaced) and ``track.png`` next to the checkpoint. ``information`` needs ``--track-beta``
-and ``--track-prior-scale``.
+file there is replaced) and ``track.png`` next to the checkpoint (one panel per quantity against the epoch,
+the command in its title). ``information`` needs ``--track-beta`` and ``--track-prior-scale``.
+
+``weightinfo track`` is ``weightinfo train`` with tracking on: the same options, ``--track`` defaulting to
+the tracker's default quantities (:data:`weightinfo.dynamics.tracker.DEFAULT_QUANTITIES`: trace,
+layer_trace, loss, accuracy, temperature). ``train`` saves the final weights only, so the records are
+taken during training, not from saved checkpoints.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,6 +45,7 @@ from ._common import (
     WidthsOpt,
     all_or_nothing,
     check_output,
+    command_line,
     fmt_acc,
     info,
     model_kwargs,
@@ -50,12 +57,16 @@ from ._common import (
 )
 from ._options import _defaults_help
 
+# weightinfo.dynamics.tracker.DEFAULT_QUANTITIES (not imported here: the CLI loads torch only when it runs)
+TRACK_DEFAULT = "trace,layer_trace,loss,accuracy,temperature"
+
 _BatchSizeOpt = Annotated[
     int | None, typer.Option(min=1, help=_defaults_help("Mini-batch size", "batch_size"))
 ]
 
 
 def train(
+    ctx: typer.Context,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Checkpoint file to write (e.g. run.pt).")
     ],
@@ -181,7 +192,7 @@ def train(
                 callbacks=() if tracker is None else (tracker,),
             )
         if tracker is not None:
-            tracker.plot(Path(out).parent / "track.png")
+            tracker.plot(Path(out).parent / "track.png", command=command_line(ctx))
     m = run.metrics
     say(
         f"trained {name} {kwargs} on {dataset}: {run.result.epochs_run} epochs in "
@@ -194,3 +205,22 @@ def train(
         say(
             f"tracked {', '.join(tracker.quantities)}: {track_path}, {track_path.with_suffix('.png')}"
         )
+
+
+def track(*args, **kwargs) -> None:
+    """Train a reference network while tracking tr F, per-layer tr F, loss, accuracy and η/B every epoch.
+
+    ``weightinfo train`` with ``--track`` on by default: writes the checkpoint, ``track.jsonl`` (one record
+    per epoch) and ``track.png`` next to it.
+    """
+    train(*args, **kwargs)
+
+
+_sig = inspect.signature(train, eval_str=True)
+track.__signature__ = _sig.replace(
+    parameters=[
+        p.replace(default=TRACK_DEFAULT) if p.name == "track" else p
+        for p in _sig.parameters.values()
+    ]
+)
+track.__annotations__ = dict(train.__annotations__)

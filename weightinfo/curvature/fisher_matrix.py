@@ -239,7 +239,7 @@ def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progr
         )
     names = list(params)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    M = torch.zeros(P, P, dtype=torch.float64)
+    M = torch.zeros(P, P, dtype=torch.float64, device=next(iter(params.values())).device)
 
     def f(p, xi):
         return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)

@@ -3,40 +3,75 @@
 The paper's dynamics claims (Fig 1: ln|F| over training; Critical Learning Periods: tr F rises then falls;
 Prop 2.8: SGD at temperature T ∝ η/B avoids high-Fisher minima) are read off curves of curvature quantities
 recorded while a network trains. A :class:`Tracker` records them on a **fixed probe set** (the same samples
-at every call, so that changes are changes of the weights, not of the data):
+at every call, so that changes are changes of the weights, not of the data). Quantities (``quantities=``):
 
 ``"trace"``        tr F = (1/N) Σ_i t_i, t_i = tr(J_iᵀ Λ(z_i) J_i) the Fisher trace of probe sample i (labels
                    from the model: ``kind="exact"`` sums over all classes weighted by p_w(y|x_i); ``kind="mc"``
-                   draws ``mc_samples`` labels per input, unbiased), with ``trace_stderr`` = std(t_i)/√N, the
-                   standard error over probe samples (the sampling error of the probe set, and of the label
-                   draws for ``"mc"``). Units: nats per squared weight unit.
-``"layer_trace"``  the same trace split by module (``layer_trace``: module name → tr F_l; sums to ``trace``).
-``"logdet"``       ln|F + δI| in nats with δ = ``damping`` (default :data:`DEFAULT_DAMPING` = 1e-3, recorded as
-                   ``logdet_damping``): up to :data:`DENSE_LOGDET_MAX_PARAMS` parameters the dense exact Fisher
-                   and its eigenvalues (``logdet_method="dense"``, ``logdet_stderr`` = 0); above, stochastic
-                   Lanczos quadrature on the exact Fisher operator (:func:`weightinfo.curvature.slq_logdet`,
-                   ``logdet_method="slq"``, ± its standard error over probes). Always the exact Fisher.
-``"information"``  IW in nats, the Fisher form at the given ``beta`` and ``prior_scale``
-                   (:func:`weightinfo.information`, ``method="fisher"``, ``mc_samples=0``, curvature of ``kind``).
-                   The closed form assumes a minimum: early in training it is a diagnostic, not IW.
-``"loss"``, ``"accuracy"``  mean loss and accuracy on the probe set (``loss``, ``accuracy``) and, with
-                   ``test_data``, on it (``test_loss``, ``test_accuracy``); eval mode, no gradients.
-``"temperature"``  T = η/B, learning rate over batch size (η read from the optimizer in ``train``, B from
-                   ``batch_size=`` or ``train_loader.batch_size``; both can be passed to :meth:`Tracker.step`).
+                   draws ``mc_samples`` labels per input, unbiased).
+``"layer_trace"``  the same trace split by module (module name → tr F_l; sums to ``trace``).
+``"logdet"``       ln|F + δI| with δ = ``damping`` (default :data:`DEFAULT_DAMPING`): up to
+                   :data:`DENSE_LOGDET_MAX_PARAMS` parameters from the eigenvalues of the dense exact Fisher
+                   (:func:`weightinfo.fisher` ``structure="full"``); above, stochastic Lanczos quadrature on the
+                   exact Fisher operator (:func:`weightinfo.curvature.slq_logdet`). Always the exact Fisher.
+``"information"``  IW, the Fisher form at ``beta`` and ``prior_scale`` (:func:`weightinfo.information`,
+                   ``method="fisher"``, ``mc_samples=0``, curvature of ``kind``). The closed form assumes a
+                   minimum: early in training it is a diagnostic, not IW.
+``"loss"``, ``"accuracy"``  on the probe set and, with ``test_data``, on it; eval mode.
+``"temperature"``  T = η/B (η read from the optimizer in ``train``, B from ``batch_size=`` or
+                   ``train_loader.batch_size``; both can be passed to :meth:`Tracker.step`).
 ``"gradient_noise"``  the simple gradient-noise scale B_simple = tr(Σ_g)/|G|² of McCandlish et al. (2018, "An
                    Empirical Model of Large-Batch Training", eq. 2.8), from the per-sample gradients g_i of the
-                   loss at the **data** labels on the probe set: G = mean g_i, tr Σ_g = Σ|g_i − G|²/(N − 1). In
-                   samples: the batch size above which larger batches stop reducing gradient noise much. |G|² is
-                   the plug-in estimate (biased upward by tr Σ_g/N, so B_simple is biased low when |G|² is small).
+                   loss at the **data** labels on the probe set: G = mean g_i, tr Σ_g = Σ|g_i − G|²/(N − 1) =
+                   (Σ|g_i|² − N|G|²)/(N − 1). |G|² is the plug-in estimate (biased upward by tr Σ_g/N, so
+                   B_simple is biased low when |G|² is small).
 
-Every call computes the per-sample quantities in one pass over the probe set with ``torch.func`` per-sample
-Jacobians (chunked; float64 sums), in eval mode (each module's flag restored afterwards). The probe set should be
-small (hundreds of samples): the cost is about K backward passes per probe sample for K outputs.
+How: one pass over the probe set in eval mode (each module's flag restored afterwards). tr F, per-layer tr F
+and Σ|g_i|² come from the per-sample engine behind ``weightinfo.fisher(structure="diag")``
+(:mod:`weightinfo.curvature._persample`: one batched backward pass per output direction, per-sample squared
+gradients assembled per layer, float64 sums), and loss/accuracy from the same forward pass; no per-sample
+Jacobians are formed. The dense ln|F + δI| and SLQ take their own passes. The default quantities cost about
+K + 1 batched backward passes over the probe set for K outputs (``benchmarks/tracker_overhead.py``).
+
+**Standard error of tr F (batch means).** The probe set is cut into G = min(``stderr_groups``, N) contiguous
+groups of ⌊N/G⌋ or ⌈N/G⌉ samples (default G = 10); ``trace_stderr`` = std(group means of t_i)/√G. It estimates
+the sampling error of the probe set (how much tr F would move with another probe set of the same size drawn
+the same way) and, for ``kind="mc"``, of the label draws; not any error of F itself. With G = N it is the
+per-sample std(t_i)/√N.
+
+**JSONL records** (``path=``; one JSON object per line, appended, flushed and fsynced at once, so a crash keeps
+every record written before it; a non-finite number is written as ``null``; keys of quantities not requested
+are absent). ``tracker.records`` holds the same dicts, :meth:`Tracker.plot` draws them.
+
+==================  ====================================================================================
+``call``            1, 2, … the tracker's call number
+``epoch``           epoch just finished (``train`` callback; 1-based) or as passed to ``step``, else null
+``step``            optimizer steps so far, or null
+``lr``              learning rate η, or null
+``batch_size``      training batch size B, or null
+``time``            seconds this call took (wall clock)
+``n_probe``         N, samples in the probe set
+``trace``           tr F [nats / weight²] (mean over probe samples)
+``trace_stderr``    its batch-means standard error [nats / weight²]; null when N = 1
+``trace_groups``    G, the groups of the batch-means standard error
+``trace_kind``      ``"exact"`` or ``"mc"``
+``layer_trace``     {module name (``"<root>"`` for the root): tr F_l [nats / weight²]}
+``logdet``          ln|F + δI| [nats]
+``logdet_stderr``   its standard error [nats] (0 for ``"dense"``; over SLQ probes for ``"slq"``)
+``logdet_method``   ``"dense"`` or ``"slq"``
+``logdet_damping``  δ [nats / weight²]
+``information``     IW [nats]
+``loss``            mean loss on the probe set [nats / sample] (of ``loss=``; ``mse``: ½‖y − f‖²)
+``accuracy``        fraction of the probe set classified correctly [0–1] (null for regression targets)
+``test_loss``       as ``loss`` on ``test_data`` [nats / sample] (only with ``test_data``)
+``test_accuracy``   as ``accuracy`` on ``test_data`` [0–1] (only with ``test_data``)
+``temperature``     η/B [learning rate / sample]
+``gradient_noise``  B_simple = tr Σ_g / |G|² [samples]
+``gradient_norm_sq`` |G|², squared norm of the mean probe gradient [nats² / weight²]
+``gradient_trace_cov`` tr Σ_g, trace of the per-sample gradient covariance [nats² / weight²]
+==================  ====================================================================================
 
 Use it as a callback of :func:`weightinfo.train` (``on_epoch_end``, every ``every`` epochs) or call
-:meth:`Tracker.step` from any loop. With ``path`` every record is appended to a JSONL file as one line, flushed
-and fsynced at once: a crash keeps every record written before it. ``tracker.records`` holds the same dicts,
-``tracker.plot(png)`` draws them.
+:meth:`Tracker.step` from any loop. The command line: ``weightinfo track`` (``weightinfo train --track``).
 """
 
 from __future__ import annotations
@@ -46,6 +81,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +89,9 @@ import torch
 from torch import nn
 
 from .._base.batches import iter_batches
-from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
+from .._base.checks import check_choice, check_int, check_model, check_positive
 from .._base.likelihoods import LOSSES, get_loss
+from ..curvature._persample import PerSampleEngine
 from ..curvature.fisher_matrix import _directions
 from ..curvature.result import layer_of
 from ..models.modes import eval_mode
@@ -65,6 +102,7 @@ __all__ = [
     "QUANTITIES",
     "DEFAULT_QUANTITIES",
     "DEFAULT_DAMPING",
+    "DEFAULT_STDERR_GROUPS",
     "DENSE_LOGDET_MAX_PARAMS",
 ]
 
@@ -83,18 +121,8 @@ DEFAULT_QUANTITIES: tuple[str, ...] = ("trace", "layer_trace", "loss", "accuracy
 DEFAULT_DAMPING = 1e-3
 # Up to this many parameters ln|F + δI| comes from the dense Fisher's eigenvalues (P² float64: 32 MB at 2,000).
 DENSE_LOGDET_MAX_PARAMS = 2_000
-# Elements of a per-sample Jacobian chunk (B_chunk × K × P) held at once.
-_JAC_ELEMENTS = 1 << 24
-
-_UNITS = {
-    "trace": "tr F [nats / weight²]",
-    "logdet": "ln|F + δI| [nats]",
-    "information": "IW [nats]",
-    "loss": "loss [nats / sample]",
-    "accuracy": "accuracy [fraction]",
-    "temperature": "η / B [lr / sample]",
-    "gradient_noise": "B_simple [samples]",
-}
+# Groups of the batch-means standard error of tr F (module docstring).
+DEFAULT_STDERR_GROUPS = 10
 
 
 def _check_quantities(quantities) -> tuple[str, ...]:
@@ -139,6 +167,7 @@ class Tracker:
     train_loader : where B is read from when ``batch_size`` is not given.
     slq_probes, slq_steps : probes and Lanczos steps of the SLQ log-determinant (large models).
     eval_batch_size : rows per batch when ``probe_data``/``test_data`` are ``(X, Y)`` tuples.
+    stderr_groups : G of the batch-means standard error of tr F (at most N; module docstring).
     """
 
     def __init__(
@@ -161,6 +190,7 @@ class Tracker:
         slq_probes: int = 30,
         slq_steps: int = 30,
         eval_batch_size: int = 256,
+        stderr_groups: int = DEFAULT_STDERR_GROUPS,
     ):
         self.quantities = _check_quantities(quantities)
         self.every = check_int("every", every, 1)
@@ -172,6 +202,7 @@ class Tracker:
         self.slq_probes = check_int("slq_probes", slq_probes, 2)
         self.slq_steps = check_int("slq_steps", slq_steps, 1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
+        self.stderr_groups = check_int("stderr_groups", stderr_groups, 2)
         if "information" in self.quantities and (beta is None or prior_scale is None):
             missing = " and ".join(
                 n for n, v in (("beta", beta), ("prior_scale", prior_scale)) if v is None
@@ -186,6 +217,7 @@ class Tracker:
         self.test_data = None if test_data is None else self._check_data("test_data", test_data)
         self.path = None if path is None else Path(path)
         self.records: list[dict[str, Any]] = []
+        self._probe: tuple | None = None  # (device, X, Y): the probe set, read once
 
     @staticmethod
     def _check_data(name: str, data):
@@ -256,8 +288,8 @@ class Tracker:
         with eval_mode(model):
             check_model(model)
             rec.update(self._probe_pass(model))
-            if "logdet" in q and "logdet" not in rec:
-                rec.update(self._slq_logdet(model))
+            if "logdet" in q:
+                rec.update(self._logdet(model))
             if "information" in q:
                 rec["information"] = self._information(model)
             if self.test_data is not None and ("loss" in q or "accuracy" in q):
@@ -284,100 +316,110 @@ class Tracker:
     # computations
     # ----------------------------------------------------------------------------------------------
 
-    def _probe_pass(self, model: nn.Module) -> dict[str, Any]:
-        """One pass over the probe set: per-sample Fisher traces, loss, accuracy, gradient noise, dense F."""
-        from torch.func import functional_call, jacrev, vmap
+    def _probe_tensors(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe set as two tensors on ``device`` (read once: the probe set is fixed)."""
+        if self._probe is None or self._probe[0] != device:
+            xs, ys = zip(
+                *iter_batches(self.probe_data, device=device, batch_size=self.eval_batch_size)
+            )
+            self._probe = (device, torch.cat(xs), torch.cat(ys))
+        return self._probe[1], self._probe[2]
 
+    def _probe_pass(self, model: nn.Module) -> dict[str, Any]:
+        """One pass over the probe set: loss, accuracy, tr F per layer and group, gradient noise."""
         q = self.quantities
         want_trace = "trace" in q or "layer_trace" in q
         want_noise = "gradient_noise" in q
-        params = {k: p.detach() for k, p in named_trainable(model).items()}
-        names = list(params)
-        P = sum(p.numel() for p in params.values())
-        dense = "logdet" in q and P <= DENSE_LOGDET_MAX_PARAMS
-        want_jac = want_trace or want_noise or dense
-        layers = list(dict.fromkeys(layer_of(k) for k in names))
         lossfn = get_loss(self.loss)
-        device = next(iter(params.values())).device
+        device = next(model.parameters()).device
+        X, Y = self._probe_tensors(device)
+        N = X.shape[0]
+        G = min(self.stderr_groups, N)
         gen = torch.Generator(device=device).manual_seed(self.seed)
-
-        def f(p, xi):
-            return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)
-
-        per_sample: list[torch.Tensor] = []  # (B, n_layers) Fisher traces per sample and layer
-        g_sum = torch.zeros(P, dtype=torch.float64, device=device)
-        g_sq = 0.0
-        M = torch.zeros(P, P, dtype=torch.float64, device=device) if dense else None
-        n, loss_sum, correct_sum, has_acc = 0, 0.0, 0.0, True
-        for x, y in iter_batches(self.probe_data, device=device, batch_size=self.eval_batch_size):
-            with torch.no_grad():
-                z = model(x)
-            lossfn.check_targets(z, y)
-            loss_sum += float(loss_value(self.loss, z, y)) * x.shape[0]
-            c = n_correct(self.loss, z, y)
-            has_acc = has_acc and c is not None
-            correct_sum += c or 0.0
-            n += x.shape[0]
-            if not want_jac:
-                continue
-            K = z.reshape(z.shape[0], -1).shape[1]
-            chunk = max(1, _JAC_ELEMENTS // max(1, K * P))
-            for s in range(0, x.shape[0], chunk):
-                xs, ys, zs = x[s : s + chunk], y[s : s + chunk], z[s : s + chunk]
-                jac = vmap(jacrev(f), in_dims=(None, 0))(params, xs)
-                J = {k: jac[k].reshape(xs.shape[0], K, -1).to(torch.float64) for k in names}
-                if want_trace:
-                    D = _directions(lossfn, zs, ys, self.kind, self.mc_samples, gen).to(
-                        torch.float64
-                    )
-                    t = torch.zeros(xs.shape[0], len(layers), dtype=torch.float64, device=device)
-                    for k in names:
-                        U = torch.einsum("rbk,bkp->rbp", D, J[k])
-                        t[:, layers.index(layer_of(k))] += U.square().sum(dim=(0, 2))
-                    per_sample.append(t)
-                Jf = torch.cat([J[k] for k in names], dim=2) if (want_noise or dense) else None
-                if want_noise:
-                    gz = lossfn.grad(zs, ys).to(torch.float64)  # (B, K) at the data labels
-                    g = torch.einsum("bk,bkp->bp", gz, Jf)
-                    g_sum += g.sum(0)
-                    g_sq += float(g.square().sum())
-                if dense:
-                    S = _directions(lossfn, zs, ys, "exact", 1, None).to(torch.float64)
-                    U = torch.einsum("rbk,bkp->rbp", S, Jf).reshape(-1, P)
-                    M += U.T @ U
-        out: dict[str, Any] = {"n_probe": n}
+        et = PerSampleEngine(model) if want_trace else None  # Σ_i (Fisher direction gradients)²
+        en = PerSampleEngine(model) if want_noise else None  # Σ_i |g_i|² at the data labels
+        names = list((et or en).sums) if (et or en) else []
+        layers = list(dict.fromkeys(layer_of(k) for k in names))
+        where = [layers.index(layer_of(k)) for k in names]
+        group_sums = torch.zeros(G, len(layers), dtype=torch.float64, device=device)
+        g_sum = [torch.zeros(en.sums[k].shape, dtype=torch.float64, device=device) for k in names] if en else []  # fmt: skip
+        bounds = [N * g // G for g in range(G + 1)]
+        loss_sum, correct_sum, has_acc = 0.0, 0.0, True
+        for g in range(G) if (et or en) else ():
+            for s in range(bounds[g], bounds[g + 1], self.eval_batch_size):
+                stop = min(s + self.eval_batch_size, bounds[g + 1])
+                x, y = X[s:stop], Y[s:stop]
+                with ExitStack() as stack, torch.enable_grad():
+                    for e in (et, en):
+                        if e is not None:
+                            stack.enter_context(e.record(x.shape[0]))
+                    z = model(x)
+                lossfn.check_targets(z, y)
+                with torch.no_grad():
+                    loss_sum += float(loss_value(self.loss, z, y)) * x.shape[0]
+                    c = n_correct(self.loss, z, y)
+                has_acc = has_acc and c is not None
+                correct_sum += c or 0.0
+                if et is not None:
+                    et.accumulate(x, z, _directions(lossfn, z, y, self.kind, self.mc_samples, gen))
+                if en is not None:
+                    gz = lossfn.grad(z, y).reshape(z.shape).detach()
+                    en.accumulate(x, z, gz.unsqueeze(0))
+                    params = [en.params[k] for k in names]
+                    grads = torch.autograd.grad(z, params, gz, allow_unused=True)
+                    for acc, gr in zip(g_sum, grads):
+                        if gr is not None:
+                            acc += gr.to(torch.float64)
+            if et is not None:
+                for k, i in zip(names, where):
+                    group_sums[g, i] += et.sums[k].sum()
+                    et.sums[k].zero_()
+        if not (et or en) and ("loss" in q or "accuracy" in q):  # forward passes only
+            ev = _evaluate(model, (X, Y), self.loss, self.eval_batch_size)
+            loss_sum, correct_sum, has_acc = ev["loss"] * N, (ev["accuracy"] or 0.0) * N, ev["accuracy"] is not None  # fmt: skip
+        out: dict[str, Any] = {"n_probe": N}
         if "loss" in q:
-            out["loss"] = loss_sum / n
+            out["loss"] = loss_sum / N
         if "accuracy" in q:
-            out["accuracy"] = correct_sum / n if has_acc else None
+            out["accuracy"] = correct_sum / N if has_acc else None
         if want_trace:
-            T = torch.cat(per_sample)  # (N, n_layers)
-            tot = T.sum(1)
+            sizes = torch.tensor([bounds[g + 1] - bounds[g] for g in range(G)], device=device)
+            means = group_sums.sum(1) / sizes  # per-group mean Fisher trace
             if "trace" in q:
-                out["trace"] = float(tot.mean())
-                out["trace_stderr"] = (
-                    float(tot.std(unbiased=True)) / math.sqrt(n) if n > 1 else None
-                )
+                out["trace"] = float(group_sums.sum()) / N
+                out["trace_stderr"] = float(means.std()) / math.sqrt(G) if G > 1 else None
+                out["trace_groups"] = G
                 out["trace_kind"] = self.kind
             if "layer_trace" in q:
-                means = T.mean(0)
+                lt = group_sums.sum(0) / N
                 out["layer_trace"] = {
-                    (lay or "<root>"): float(means[i]) for i, lay in enumerate(layers)
+                    (lay or "<root>"): float(lt[i]) for i, lay in enumerate(layers)
                 }
         if want_noise:
-            G = g_sum / n
-            G2 = float(G.square().sum())
-            tr_sigma = (g_sq - n * G2) / (n - 1) if n > 1 else float("nan")
+            g_sq = sum(float(en.sums[k].sum()) for k in names)
+            G2 = float(sum(acc.square().sum() for acc in g_sum)) / N**2
+            tr_sigma = (g_sq - N * G2) / (N - 1) if N > 1 else float("nan")
             out["gradient_noise"] = tr_sigma / G2 if G2 > 0 else float("inf")
             out["gradient_norm_sq"] = G2
             out["gradient_trace_cov"] = tr_sigma
-        if dense:
-            ev = torch.linalg.eigvalsh(M / n).clamp_min(0.0)
-            out["logdet"] = float(torch.log(ev + self.damping).sum())
-            out["logdet_stderr"] = 0.0
-            out["logdet_method"] = "dense"
-            out["logdet_damping"] = self.damping
         return out
+
+    def _logdet(self, model: nn.Module) -> dict[str, Any]:
+        P = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if P > DENSE_LOGDET_MAX_PARAMS:
+            return self._slq_logdet(model)
+        from ..curvature.fisher_matrix import fisher
+
+        X, Y = self._probe_tensors(next(model.parameters()).device)
+        F = fisher(model, (X, Y), kind="exact", structure="full", loss=self.loss,
+                   batch_size=self.eval_batch_size, progress=False)  # fmt: skip
+        ev = torch.linalg.eigvalsh(F.blocks[0].matrix).clamp_min(0.0)
+        return {
+            "logdet": float(torch.log(ev + self.damping).sum()),
+            "logdet_stderr": 0.0,
+            "logdet_method": "dense",
+            "logdet_damping": self.damping,
+        }
 
     def _slq_logdet(self, model: nn.Module) -> dict[str, Any]:
         from ..curvature.lanczos import slq_logdet
@@ -418,73 +460,14 @@ class Tracker:
     # output
     # ----------------------------------------------------------------------------------------------
 
-    def plot(self, path: str | os.PathLike) -> Path:
-        """Draw every recorded scalar quantity against the epoch (or step) into a PNG at ``path``."""
-        if not self.records:
-            raise ValueError("no records to plot: call step() or train with the tracker first")
-        from ..report.plots import figure, save_figure
+    def plot(self, path: str | os.PathLike, *, command: str | None = None) -> Path:
+        """Draw every recorded scalar quantity against the epoch (or step) into a PNG at ``path``; ``command``
+        (the command that made the records) goes into the title."""
+        from ._tracker_plot import plot_records
 
-        use_epoch = all(r.get("epoch") is not None for r in self.records)
-        xkey = (
-            "epoch"
-            if use_epoch
-            else ("step" if all(r.get("step") is not None for r in self.records) else "call")
+        return plot_records(
+            self.records, path, kind=self.kind, damping=self.damping, command=command
         )
-        xlabel = {"epoch": "epoch", "step": "step [optimizer steps]", "call": "tracker call"}[xkey]
-        xs = [r[xkey] for r in self.records]
-        panels = [k for k in ("trace", "logdet", "information", "loss", "accuracy", "temperature", "gradient_noise")
-                  if any(r.get(k) is not None for r in self.records)]  # fmt: skip
-        has_layers = any(r.get("layer_trace") for r in self.records)
-        n_panels = len(panels) + int(has_layers)
-        cols = min(3, max(1, n_panels))
-        rows = max(1, -(-n_panels // cols))
-        fig = figure(4.2 * cols, 3.2 * rows)
-        axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n_panels)]
-        for ax, key in zip(axes, panels):
-            ys = [r.get(key) for r in self.records]
-            ys = [float("nan") if v is None else v for v in ys]
-            err = [r.get(f"{key}_stderr") for r in self.records]
-            if any(e for e in err):
-                ax.errorbar(
-                    xs, ys, yerr=[e or 0.0 for e in err], marker="o", ms=3, capsize=2, label="probe"
-                )
-            else:
-                ax.plot(xs, ys, marker="o", ms=3, label="probe")
-            if key in ("loss", "accuracy") and any(
-                r.get(f"test_{key}") is not None for r in self.records
-            ):
-                tv = [r.get(f"test_{key}") for r in self.records]
-                ax.plot(
-                    xs,
-                    [float("nan") if v is None else v for v in tv],
-                    marker="s",
-                    ms=3,
-                    label="test",
-                )
-                ax.legend(fontsize=7)
-            label = _UNITS[key]
-            if key == "logdet":
-                label += f", δ = {self.damping:g}"
-            ax.set_ylabel(label)
-            ax.set_xlabel(xlabel)
-            ax.grid(alpha=0.3)
-        if has_layers:
-            ax = axes[-1]
-            names = list(
-                dict.fromkeys(k for r in self.records for k in (r.get("layer_trace") or {}))
-            )
-            for name in names:
-                ax.plot(xs, [(r.get("layer_trace") or {}).get(name, float("nan")) for r in self.records],
-                        marker="o", ms=3, label=name)  # fmt: skip
-            ax.set_ylabel("per-layer tr F [nats / weight²]")
-            ax.set_xlabel(xlabel)
-            ax.legend(fontsize=7)
-            ax.grid(alpha=0.3)
-        fig.suptitle(
-            f"Tracker on {self.records[-1].get('n_probe')} probe samples (Fisher kind={self.kind})"
-        )
-        fig.tight_layout()
-        return save_figure(fig, path)
 
     def __repr__(self) -> str:
         return f"Tracker(quantities={self.quantities}, every={self.every}, records={len(self.records)})"
