@@ -63,6 +63,7 @@ from ..training import loss_value, n_correct
 __all__ = [
     "Tracker",
     "QUANTITIES",
+    "UNITS",
     "DEFAULT_QUANTITIES",
     "DEFAULT_DAMPING",
     "DENSE_LOGDET_MAX_PARAMS",
@@ -86,7 +87,8 @@ DENSE_LOGDET_MAX_PARAMS = 2_000
 # Elements of a per-sample Jacobian chunk (B_chunk × K × P) held at once.
 _JAC_ELEMENTS = 1 << 24
 
-_UNITS = {
+#: Axis label, with its unit, of each scalar quantity (:meth:`Tracker.plot`, ``weightinfo report``).
+UNITS = {
     "trace": "tr F [nats / weight²]",
     "logdet": "ln|F + δI| [nats]",
     "information": "IW [nats]",
@@ -462,7 +464,7 @@ class Tracker:
                     label="test",
                 )
                 ax.legend(fontsize=7)
-            label = _UNITS[key]
+            label = UNITS[key]
             if key == "logdet":
                 label += f", δ = {self.damping:g}"
             ax.set_ylabel(label)
