@@ -26,9 +26,9 @@ def ckpt(tmp_path_factory):
 
 def test_help_lists_commands():
     result = ok("--help")
-    for command in ("train", "fisher", "demo", "datasets", "models"):
+    for command in ("train", "fisher", "demo", "datasets", "models", "report"):
         assert command in result.output
-    for command in ("train", "fisher", "demo"):
+    for command in ("train", "fisher", "demo", "report"):
         assert "--help" in ok(command, "--help").output
     assert ok("--version").output.startswith("weightinfo ")
 

@@ -1,4 +1,4 @@
-"""Command line interface: ``weightinfo train | track | fisher | demo | datasets | models``.
+"""Command line interface: ``weightinfo train | track | fisher | measure | certify | activations | report | demo | ...``.
 
 * ``weightinfo train --dataset D [--model M] --out run.pt``: train a reference network (seeded)
   and write a checkpoint (``run.pt`` + metadata ``run.json``, see :mod:`weightinfo.checkpoint`).
@@ -8,6 +8,8 @@
   a checkpoint, or of a model trained on the fly and cached (:func:`weightinfo.train_or_load`).
 * ``weightinfo demo [--out DIR]``: MLP on the bundled ``digits`` set and its exact diagonal
   Fisher per layer, with an explanation of the numbers.
+* ``weightinfo report RUN_DIR [RUN_DIR ...] --out report.html``: one self-contained HTML page of what
+  the runs measured (:mod:`weightinfo.report.html`), side by side for several folders.
 * ``weightinfo datasets`` / ``weightinfo models``: what can be used here.
 
 Results go to stdout; status messages and progress bars to stderr (``--quiet`` silences them).
@@ -49,7 +51,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import activations, catalog, certify, demo, fisher, measure, reproduce, train
+from . import activations, catalog, certify, demo, fisher, measure, report, reproduce, train
 from ._common import STATE, TRAIN_DEFAULTS, Quiet, hoist_global_flags
 from .demo import DEMO_CONFIG
 
@@ -120,6 +122,7 @@ app.command(name="fisher")(fisher.fisher_cmd)
 app.command(name="measure")(measure.measure_cmd)
 app.command(name="certify")(certify.certify_cmd)
 app.command(name="activations")(activations.activations_cmd)
+app.command(name="report")(report.report_cmd)
 app.command(name="demo")(demo.demo)
 app.command(name="datasets")(catalog.datasets)
 app.command(name="models")(catalog.models)

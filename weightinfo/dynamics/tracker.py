@@ -96,10 +96,12 @@ from ..curvature.fisher_matrix import _directions
 from ..curvature.result import layer_of
 from ..models.modes import eval_mode
 from ..training import loss_value, n_correct
+from ._tracker_plot import UNITS
 
 __all__ = [
     "Tracker",
     "QUANTITIES",
+    "UNITS",
     "DEFAULT_QUANTITIES",
     "DEFAULT_DAMPING",
     "DEFAULT_STDERR_GROUPS",

@@ -5,7 +5,9 @@
   with a plain-text fallback;
 * :mod:`~weightinfo.report.io`: :func:`write_json_atomic` (JSON-safe conversion of tensors,
   numpy values and NaN, written through a temporary file and ``os.replace``) and
-  :func:`read_json`.
+  :func:`read_json`;
+* :mod:`~weightinfo.report.html` (import it by name; ``weightinfo report``): one self-contained HTML
+  page of what run folders measured, side by side for several.
 """
 
 from .io import read_json, to_jsonable, write_json_atomic
