@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .._base.batches import count_batches, iter_batches
 from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import LOSSES, get_loss
-from ._persample import PerSampleEngine, quiet_vmap
+from .persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
 from .vocabulary import KINDS
 

@@ -27,7 +27,7 @@ at every call, so that changes are changes of the weights, not of the data). Qua
 
 How: one pass over the probe set in eval mode (each module's flag restored afterwards). tr F, per-layer tr F
 and Σ|g_i|² come from the per-sample engine behind ``weightinfo.fisher(structure="diag")``
-(:mod:`weightinfo.curvature._persample`: one batched backward pass per output direction, per-sample squared
+(:mod:`weightinfo.curvature.persample`: one batched backward pass per output direction, per-sample squared
 gradients assembled per layer, float64 sums), and loss/accuracy from the same forward pass; no per-sample
 Jacobians are formed. The dense ln|F + δI| and SLQ take their own passes. The default quantities cost about
 K + 1 batched backward passes over the probe set for K outputs (``benchmarks/tracker_overhead.py``).
@@ -91,8 +91,8 @@ from torch import nn
 from .._base.batches import iter_batches
 from .._base.checks import check_choice, check_int, check_model, check_positive
 from .._base.likelihoods import LOSSES, get_loss
-from ..curvature._persample import PerSampleEngine
 from ..curvature.fisher_matrix import _directions
+from ..curvature.persample import PerSampleEngine
 from ..curvature.result import layer_of
 from ..models.modes import eval_mode
 from ..training import loss_value, n_correct
