@@ -148,7 +148,7 @@ def test_cli_fisher_under_torchrun(tmp_path):
     out2.mkdir()
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-port", "0", "-m", "weightinfo", *args, "--json", str(out2 / "f.json")],
+         "--standalone", "-m", "weightinfo", *args, "--json", str(out2 / "f.json")],
         cwd=out2, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
