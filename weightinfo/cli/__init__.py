@@ -16,6 +16,11 @@ Results go to stdout; status messages and progress bars to stderr (``--quiet`` s
 Errors (unknown names, missing files, invalid settings) print one red line ``error: ...`` on
 stderr and exit with code 2 (``--debug`` shows the traceback instead). The global flags
 ``--quiet``, ``--plain`` and ``--debug`` may stand before or after the sub-command.
+Under ``torchrun`` (``torchrun --nproc-per-node 2 -m weightinfo fisher|measure ...``: ``WORLD_SIZE`` > 1 in
+the environment) ``main`` joins a gloo process group: every rank loads the data set and takes its contiguous
+share of the training rows (:func:`weightinfo._base.distributed.shard_bounds`), the quantities are reduced
+over ranks (results for all the rows, identical on every rank), and only rank 0 prints, trains and caches a
+missing checkpoint, and writes files; the other ranks' stdout is discarded and their status lines silenced.
 Output locations (``--out``, ``--json``) are checked before any work, and a results folder is
 written completely or not at all (:func:`._common.check_output`, :func:`._common.all_or_nothing`).
 
@@ -45,6 +50,10 @@ JSON written by ``fisher --json`` and ``demo --out`` (strict JSON: NaN/inf becom
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -112,7 +121,9 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    STATE.quiet, STATE.plain, STATE.debug = quiet, plain, debug
+    from .._base import distributed as dist
+
+    STATE.quiet, STATE.plain, STATE.debug = quiet or not dist.is_main(), plain, debug
 
 
 # Commands, in the order ``--help`` lists them.
@@ -132,4 +143,30 @@ app.add_typer(reproduce.app, name="reproduce")
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``weightinfo``); ``argv`` (default: ``sys.argv[1:]``) are the words
     after ``weightinfo``, e.g. ``main(["reproduce", "certificates", "--which", "digits"])``."""
-    app(args=argv, prog_name="weightinfo")
+    with _process_group():
+        app(args=argv, prog_name="weightinfo")
+
+
+@contextlib.contextmanager
+def _process_group() -> Iterator[None]:
+    """Under torchrun (``WORLD_SIZE`` > 1, no group yet): a gloo group for the command; stdout of ranks > 0
+    goes to /dev/null (only rank 0 prints)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    import torch.distributed as tdist
+
+    if not tdist.is_available() or tdist.is_initialized():
+        yield
+        return
+    tdist.init_process_group("gloo")
+    try:
+        if tdist.get_rank() == 0:
+            yield
+        else:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+                yield
+    finally:
+        with contextlib.suppress(Exception):
+            tdist.destroy_process_group()
+        sys.stdout.flush()

@@ -451,6 +451,11 @@ def load_source(src: ModelSource, *, quiet: bool):
         name, src.model, model_kwargs(src.widths, src.width, src.model_arg)
     )
     s = train_settings(name, src.epochs, src.lr, src.optimizer, src.train_batch_size)
+    from .._base import distributed as dist
+
+    # Under a process group rank 0 trains (or loads) first and caches; the others then load its checkpoint.
+    if not dist.is_main():
+        dist.barrier()
     ck, hit = cached_train(
         name,
         mname,
@@ -462,16 +467,24 @@ def load_source(src: ModelSource, *, quiet: bool):
         download=src.download,
         quiet=quiet,
     )
+    if dist.is_main():
+        dist.barrier()
     return ck, ds, name, dseed, hit
 
 
 def training_data(ck, ds, *, loss: str, n_samples: int | None):
     """The first ``n_samples`` training samples of ``ds`` (all by default) after checking that the
-    checkpoint's model fits the dataset: ``(X, Y)``."""
+    checkpoint's model fits the dataset: ``(X, Y)``.
+
+    Under a process group (torchrun) this rank's contiguous share of those rows: rank r of W gets rows
+    ⌊rn/W⌋ … ⌊(r+1)n/W⌋ − 1 (:func:`weightinfo._base.distributed.shard_bounds`); the library reduces over
+    ranks, so results are for all n rows."""
+    from .._base import distributed as dist
     from ..models.compat import check_fits
 
     check_fits(ck.meta.get("architecture", {}), ds, loss=loss)
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"--n-samples must be positive, got {n_samples}")
     n = len(ds) if n_samples is None else min(int(n_samples), len(ds))
-    return ds.x_train[:n], ds.y_train[:n]
+    lo, hi = dist.shard_bounds(n)
+    return ds.x_train[lo:hi], ds.y_train[lo:hi]

@@ -39,10 +39,11 @@ def compute_fisher(ck, ds, *, n_samples: int | None, quiet: bool, **settings):
     ``ds`` (all by default), after checking that model and dataset fit: ``(F, seconds)``.
     ``settings``: the keywords of :func:`weightinfo.fisher` (kind, structure, loss, mc_samples, seed,
     batch_size)."""
+    from .._base import distributed as dist
     from ..curvature import fisher
 
     x, y = training_data(ck, ds, loss=settings["loss"], n_samples=n_samples)
-    n = int(x.shape[0])
+    n = dist.global_count(int(x.shape[0]))  # this rank's share under torchrun
     model = ck.model.eval()
     what = f"{settings['kind']} {settings['structure']} Fisher ({settings['loss']})"
     info(f"computing the {what} on {n} training samples", quiet)
@@ -117,7 +118,9 @@ def fisher_cmd(
         }
         F, elapsed = compute_fisher(ck, ds, n_samples=n_samples, quiet=quiet, **settings)
         print_fisher(F, elapsed)
-        if json_out is not None:
+        from .._base import distributed as dist
+
+        if json_out is not None and dist.is_main():  # under torchrun only rank 0 writes
             from ..report import write_json_atomic
 
             options = {

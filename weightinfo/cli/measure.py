@@ -176,10 +176,12 @@ def compute_measure(
     ``state_path`` (``--resume``, variational method only) is where the variational fit saves its state
     after every epoch and on Ctrl-C, and resumes from when the file holds a run of the same configuration.
     """
+    from .._base import distributed as dist
     from ..iw import information, information_curve
     from ..iw.points import FisherOptions, fisher_points
 
     x, y = training_data(ck, ds, loss=loss, n_samples=n_samples)
+    n_all = dist.global_count(int(x.shape[0]))  # x is this rank's share under torchrun
     init = ck.init_state_dict
     if prior_mean is None:
         prior_mean = "init" if init is not None else "zero"
@@ -204,7 +206,7 @@ def compute_measure(
         kw["state_path"] = state_path
     info(
         f"measuring the information in the weights ({method}, {structure}, {curvature}; β = {beta:g} "
-        f"per sample, λ = {prior_scale}, prior mean {prior_mean}) on {x.shape[0]} training samples",
+        f"per sample, λ = {prior_scale}, prior mean {prior_mean}) on {n_all} training samples",
         quiet,
     )
     t0 = time.perf_counter()
@@ -227,7 +229,7 @@ def compute_measure(
         "structure": structure,
         "curvature": curvature,
         "loss": loss,
-        "n_samples": int(x.shape[0]),
+        "n_samples": n_all,
         "mc_samples": mc_samples,
         "seed": seed,
         "batch_size": batch_size,
@@ -482,6 +484,10 @@ def measure_cmd(
         arch = ck.meta.get("architecture", {})
         title = f"{arch.get('name', 'model')} {arch.get('kwargs', {})} on {name}"
         act = _activations_section(ck, ds, m, name, seed, quiet) if activations else None
+        from .._base import distributed as dist
+
+        if not dist.is_main():  # under torchrun only rank 0 writes
+            return
         with all_or_nothing(out) as stage:
             names = [p.name for p in write_measure(m, stage, title=title)]
             if act is not None:

@@ -15,6 +15,13 @@ values wherever ``kind`` appears; ``weightinfo.curvature.vocabulary``):
 
 For the three likelihoods offered the exact Fisher equals the generalised Gauss–Newton matrix of the loss,
 so ``ggn(...)`` returns the same matrix labelled ``curvature="ggn"``. Sums are accumulated in float64.
+
+Distributed (``weightinfo._base.distributed``): with an initialised process group each rank passes its own
+shard and every rank gets the Fisher of the union — per-rank sums all-reduced in float64, divided by the global
+N. ``kind="exact"``/``"empirical"`` equal the single-process result on the whole data (to float64 rounding);
+for ``kind="mc"`` rank r draws its labels from a generator seeded with ``rank_seed(seed)`` (``seed`` itself on
+rank 0), so the result is another unbiased draw and differs from the single-process one within its Monte Carlo
+error.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._base import distributed as dist
 from .._base.batches import count_batches, iter_batches
 from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import LOSSES, get_loss
@@ -207,7 +215,7 @@ def _batches(model, data, loss, batch_size, progress):
 
 def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_size, progress):
     engine = PerSampleEngine(model)
-    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(dist.rank_seed(seed))
     n, total = 0, 0.0
     for lossfn, x, y in _batches(model, data, loss, batch_size, progress):
         # The engine checks its per-sample gradients against a batch gradient once, on the first batch:
@@ -224,7 +232,13 @@ def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_siz
             engine.accumulate(xs, z, _directions(lossfn, z, ys, kind, mc_samples, gen))
         n += x.shape[0]
     keep = params if params is not None else list(engine.sums)
-    return [DiagBlock({k: engine.sums[k] / n for k in keep})], n, total / n
+    if dist.active():  # each rank summed its shard: the union's sums, the global N
+        red = dist.reduce_sums({**{k: engine.sums[k] for k in keep}, "\0n": n, "\0loss": total})
+        n, total = red.pop("\0n"), red.pop("\0loss")
+        sums = red
+    else:
+        sums = {k: engine.sums[k] for k in keep}
+    return [DiagBlock({k: sums[k] / n for k in keep})], n, total / n
 
 
 def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progress):
@@ -238,7 +252,7 @@ def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progr
             "Use structure='diag' or 'kfac', or the matrix-free estimators."
         )
     names = list(params)
-    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(dist.rank_seed(seed))
     M = torch.zeros(P, P, dtype=torch.float64, device=next(iter(params.values())).device)
 
     def f(p, xi):
@@ -258,5 +272,8 @@ def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progr
         U = torch.einsum("rbk,bkp->brp", D, J).reshape(-1, P)
         M += U.T @ U
         n += x.shape[0]
+    if dist.active():
+        red = dist.reduce_sums({"M": M, "n": n})
+        M, n = red["M"], red["n"]
     shapes = [params[k].shape for k in names]
     return [DenseBlock(names, shapes, M / n)], n

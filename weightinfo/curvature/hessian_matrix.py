@@ -21,6 +21,10 @@ takes no expectation over model labels.
 
 Values are float64 and follow the mean-over-samples normalisation; the computation itself runs in
 the model's dtype.
+
+Distributed (``weightinfo._base.distributed``): each rank passes its own shard; the exact sums and N are
+all-reduced in float64 and the Hutchinson products are those of ``CurvatureOperator`` (reduced, probes from
+the same seed on every rank), so every rank gets the Hessian of the union.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._base import distributed as dist
 from .._base.batches import DEFAULT_BATCH_SIZE
 from .._base.checks import check_choice
 from .._base.likelihoods import get_loss
@@ -88,6 +93,9 @@ def exact_hessian(
                 else:
                     out[idx] += rows.to(torch.float64)
         n += x.shape[0]
+    if dist.active():  # each rank summed its shard: the union's sum, the global N
+        red = dist.reduce_sums({"out": out, "n": n})
+        out, n = red["out"], red["n"]
     out /= n
     if not diagonal_only:
         out = (out + out.t()) / 2

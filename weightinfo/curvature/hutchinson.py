@@ -15,6 +15,10 @@ scipy ``LinearOperator``); probes are drawn in float64 from ``torch.Generator().
 one probe after another, so a result depends only on ``seed`` and ``n_probes``, not on ``chunk``
 (how many probes share one pass over the data). Units are those of M (for the Fisher/GGN/Hessian
 of the mean loss: nats per sample per unit w²).
+
+Distributed: the probes depend only on ``seed``, so they are the same on every rank, and the products of a
+``CurvatureOperator`` are reduced over ranks (``weightinfo._base.distributed``): every rank gets the
+estimate for the union of the shards, equal to the single-process estimate with the same seed.
 """
 
 from __future__ import annotations

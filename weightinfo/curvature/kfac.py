@@ -52,6 +52,10 @@ convolutions (``groups > 1``) and a parameter shared by two different modules ra
 For ``kind="mc"`` the labels are drawn batch after batch, ``mc_samples`` draws per batch, from one
 ``torch.Generator`` seeded with ``seed``: reproducible for the same data order and batching.
 
+Distributed (``weightinfo._base.distributed``): each rank passes its own shard; Σ ã ãᵀ, the row count,
+Σ g gᵀ and N are all-reduced in float64, so every rank gets the factors of the union (equal to the
+single-process ones for ``"exact"``/``"empirical"``; ``"mc"`` draws with ``rank_seed(seed)`` per rank).
+
 Relation to curvlinops' ``KFACLinearOperator`` (3.0.1, ``kfac_approx="expand"``,
 ``separate_weight_and_bias=False``), checked in the tests: its ``_input_covariances`` equal A, and
 its ``_gradient_covariances`` for a 2-d model output (N, K) with ``reduction="sum"`` are N·G for
@@ -71,6 +75,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._base import distributed as dist
 from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
 from .._base.checks import check_choice, check_model
 from .._base.likelihoods import get_loss
@@ -212,7 +217,9 @@ def kfac_blocks(
         )
     weights = [lay.module.weight for lay in layers]
     device = weights[0].device
-    generator = torch.Generator(device=device).manual_seed(int(seed)) if kind == "mc" else None
+    generator = None
+    if kind == "mc":
+        generator = torch.Generator(device=device).manual_seed(dist.rank_seed(int(seed)))
 
     handles = [lay.module.register_forward_hook(partial(_forward_hook, lay)) for lay in layers]
     n = 0
@@ -246,6 +253,23 @@ def kfac_blocks(
     finally:
         for h in handles:
             h.remove()
+
+    if dist.active():  # each rank summed its shard: reduce to the union's sums and counts
+        sums: dict = {"n": n}
+        for i, lay in enumerate(layers):
+            d_in = lay.module.weight[0].numel() + (lay.bias_name is not None)
+            d_out = lay.module.weight.shape[0]
+            zA = torch.zeros(d_in, d_in, dtype=torch.float64, device=device)
+            zG = torch.zeros(d_out, d_out, dtype=torch.float64, device=device)
+            sums[f"A{i}"] = zA if lay.A_sum is None else lay.A_sum
+            sums[f"G{i}"] = zG if lay.G_sum is None else lay.G_sum
+            sums[f"r{i}"] = lay.rows
+        red = dist.reduce_sums(sums)
+        n = red["n"]
+        for i, lay in enumerate(layers):
+            lay.rows = red[f"r{i}"]
+            lay.A_sum = red[f"A{i}"] if lay.rows else None
+            lay.G_sum = red[f"G{i}"]
 
     blocks = []
     for lay in layers:

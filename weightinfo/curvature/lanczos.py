@@ -20,6 +20,10 @@ Saad (2017), SIAM J. Matrix Anal. Appl. 38(4):1075–1099:
 with standard error std/√m over the m probes. Probes are drawn as in ``hutchinson`` (same seeds);
 the m Lanczos runs advance in lock step, so each of the s steps costs one pass over the data for all
 probes (``chunk`` at a time).
+
+Distributed: probes and start vectors depend only on ``seed`` (the same on every rank) and the products of a
+``CurvatureOperator`` are reduced over ranks (``weightinfo._base.distributed``), so every rank runs the same
+Lanczos iteration on the union's matrix and gets the same result.
 """
 
 from __future__ import annotations

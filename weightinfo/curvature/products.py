@@ -26,6 +26,11 @@ Conventions
   the data per vector (GGN: forward + JVP + VJP; Hessian: forward + backward + double backward).
   ``matmat`` pushes several vectors through one pass over the data (vectorised with
   ``torch.func.vmap``).
+* Distributed (``weightinfo._base.distributed``): with an initialised process group each rank passes its
+  own shard; every product all-reduces the per-rank float64 sums and N, so every rank gets the product of
+  the union's matrix (the same on all ranks, equal to the single-process product to float64 rounding) and
+  the estimators built on products (Hutchinson, SLQ, Lanczos: probes drawn from the same seed on every
+  rank) follow. Every product is collective: all ranks must ask for it, in the same order.
 * The model is checked with ``check_model`` before every product: finite weights, BatchNorm and
   Dropout in eval mode (a training-mode forward would mix the batch into every per-sample
   quantity).
@@ -41,6 +46,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp, vmap
 
+from .._base import distributed as dist
 from .._base.batches import DEFAULT_BATCH_SIZE, iter_batches
 from .._base.checks import check_choice, check_int, check_model, named_trainable
 from .._base.likelihoods import BCEWithLogits, CrossEntropy, GaussianMSE, Loss, get_loss
@@ -320,6 +326,9 @@ class CurvatureOperator:
         for x, y in fm.batches(self.data, self.batch_size):
             acc += batch_fn(fm, self._loss, theta, x, y, Vt).to(torch.float64)
             n += x.shape[0]
+        if dist.active():  # each rank summed its shard: the union's sum, the global N
+            red = dist.reduce_sums({"acc": acc, "n": n})
+            acc, n = red["acc"], red["n"]
         self.n_samples = n
         self.n_products += V.shape[1]
         return (acc / n).t().to(out_device)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .._base.likelihoods import get_loss
-from .._base.mean_loss import mean_loss as _mean_loss
+from .._base.mean_loss import with_rest
 from ..curvature.fisher_matrix import fisher
 from ..curvature.result import layer_of
 from ._subsample import split_for_curvature
@@ -174,9 +174,8 @@ def init_logvar(fam, model, data, s, init_variance) -> Start:
             batch_size=s.batch_size, progress=False,
         )  # fmt: skip
         F, loss, n = curv.diag, curv.mean_loss, curv.n_samples
-        if rest is not None:
-            rest_loss, n_rest = _mean_loss(model, None, rest, get_loss(s.loss), s.batch_size)
-            loss, n = (loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
+        if s.init_samples is not None:  # collective: also where this rank's ``rest`` is empty
+            loss, n = with_rest(model, loss, n, rest, get_loss(s.loss), s.batch_size)
         start_loss, start_n = loss, n
     ref = dict(model.named_parameters())
     for n, lv in fam.logvar.items():

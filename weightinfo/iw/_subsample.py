@@ -8,6 +8,11 @@ drawn subset of k samples is an unbiased Monte Carlo estimate of it, exactly lik
 * an ``(X, Y)`` tuple: a seeded random subset of k rows (``torch.randperm``), the rest in their order;
 * a DataLoader: its first batches up to k samples (random if the loader shuffles), then the rest of the same
   pass; the split batch is cut at k.
+
+Distributed (``weightinfo._base.distributed``): k is the number of samples over all ranks. With ``(X, Y)``
+tuples rank r takes k_r = round(k·C_{r+1}/N) − round(k·C_r/N) of its N_r rows (C_r = N_0 + … + N_{r−1}, so
+Σ k_r = min(k, N) and the shares follow the shard sizes; at least 1), drawn with ``rank_seed(seed)``; with a DataLoader
+each rank takes ⌈k / world_size⌉.
 """
 
 from __future__ import annotations
@@ -16,17 +21,22 @@ import itertools
 
 import torch
 
+from .._base import distributed as dist
 from .._base.checks import check_int
 
 
 def split_for_curvature(data, k: int, seed: int):
     """``(head, rest, n_head)``: the curvature data (k samples) and the rest (None when nothing is left)."""
     k = check_int("curvature_samples", k, 1)
-    if (
+    is_tuple = (
         isinstance(data, tuple)
         and len(data) == 2
         and all(isinstance(t, torch.Tensor) for t in data)
-    ):
+    )
+    if dist.active() and dist.world_size() > 1:
+        k = _local_share(k, data[0].shape[0] if is_tuple else None)
+        seed = dist.rank_seed(seed)
+    if is_tuple:
         X, Y = data
         if k >= X.shape[0]:
             return data, None, X.shape[0]
@@ -47,3 +57,14 @@ def split_for_curvature(data, k: int, seed: int):
             break
     first = next(it, None)
     return head, (None if first is None else itertools.chain([first], it)), n
+
+
+def _local_share(k: int, n_local: int | None) -> int:
+    """This rank's part of k curvature samples (module docstring); collective for tuples."""
+    if n_local is None:
+        return -(-k // dist.world_size())
+    counts = dist.shard_counts(n_local)
+    N, r = sum(counts), dist.rank()
+    before = sum(counts[:r])
+    k = min(k, N)
+    return max(1, round(k * (before + n_local) / N) - round(k * before / N))

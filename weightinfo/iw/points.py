@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .._base.checks import check_choice, check_int, check_model, check_positive, named_trainable
 from .._base.likelihoods import get_loss
 from .._base.mean_loss import mean_loss as _mean_loss
+from .._base.mean_loss import with_rest
 from ..curvature import fisher, ggn, hessian
 from ..curvature.result import Curvature, layer_of
 from ..posterior.prior import GaussianPrior, make_prior
@@ -155,9 +156,11 @@ def fisher_points(model, data, options: FisherOptions, precomputed=None) -> Fish
         train_loss, n = curv.mean_loss, curv.n_samples
     else:
         train_loss, n = _mean_loss(model, None, curv_data, lossfn, options.batch_size)
-    if rest is not None:  # L_D over all the data: add the samples the curvature did not see
-        rest_loss, n_rest = _mean_loss(model, None, rest, lossfn, options.batch_size)
-        train_loss, n = (train_loss * n + rest_loss * n_rest) / (n + n_rest), n + n_rest
+    if (
+        options.curvature_samples is not None
+    ):  # L_D over all the data: add what the curvature did not see
+        # (collective under a process group, also on a rank whose ``rest`` is empty)
+        train_loss, n = with_rest(model, train_loss, n, rest, lossfn, options.batch_size)
     return FisherPoints(curv, train_loss, n, options)
 
 

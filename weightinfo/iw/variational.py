@@ -48,6 +48,20 @@ which a rerun repeats to the same step — is dropped, so a resumed run equals a
 uninterrupted one exactly). A later call whose configuration hash (β, λ, structure, seed, loss, parameter
 names/shapes/values, optimiser settings, …) matches resumes; a mismatch warns and starts afresh.
 
+Distributed (``weightinfo._base.distributed``): with an initialised process group each rank passes its own shard
+and every rank returns the same result for the union. Each optimiser step takes one minibatch per rank — of
+⌈``batch_size`` / world_size⌉ rows for an ``(X, Y)`` tuple (each rank permutes its own shard per epoch), so a
+step still sees about ``batch_size`` samples; a DataLoader brings its own batches — and all-reduces, in
+float64, the per-rank sums of the data term's gradient, its loss and its sample count: the step's gradient is
+that of the mean loss over the union of the minibatches, identical on all ranks, so the Adam states, the
+monitor and the stopping decisions stay identical. An epoch lasts as many steps as the longest shard has
+batches (ranks whose shard is spent contribute nothing to the last steps). The local-reparameterisation noise
+and the weight draw of each step use ``rank_seed`` (independent across ranks), so the trajectory is another
+draw of the same stochastic optimisation: the result equals the single-process one only within the
+optimisation's Monte Carlo spread (the stopping tolerance ``tol`` and the noise of E_Q[L_D]). The Fisher start,
+L_D(w*) and the final E_Q[L_D] draws are reduced like ``fisher`` and ``mc_expected_loss``. Only rank 0 writes
+``state_path``.
+
 ``preset="task2vec"`` reproduces the variational Fisher of Task2Vec (Achille et al. ICCV 2019, code
 awslabs/aws-cv-task2vec ``variational.py``): per-filter σ² for Conv2d/Linear weights (weight
 ndim ≥ 2) only, σ_f² initialised at 0.05·Var(filter weights) + 1e-8, λ_l² = mean(w²) + 1e-8 learned, means
@@ -74,6 +88,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._base import distributed as dist
 from .._base.batches import count_batches, iter_batches
 from .._base.checks import check_model, named_trainable
 from .._base.likelihoods import get_loss
@@ -194,7 +209,11 @@ class _Run:
         if s.learn_prior_scale:
             groups.append({"params": list(fam.loglam.values())})
         self.opt = _adam(groups, s.lr)
-        self.n_batches = count_batches(data, s.batch_size)
+        self.batch_size = _local_batch_size(s.batch_size)
+        self.n_batches = count_batches(data, self.batch_size)
+        if dist.active():  # an epoch lasts as many steps as the longest shard has batches
+            most = dist.all_reduce_max(-1 if self.n_batches is None else self.n_batches)
+            self.n_batches = None if most < 0 else most
         every = None  # checks every fraction of an epoch, at least _MIN_CHECK_STEPS steps apart
         if self.n_batches is not None:
             every = max(_MIN_CHECK_STEPS, -(-self.n_batches // s.checks_per_epoch))
@@ -238,8 +257,9 @@ def _optimise(model, data, run: _Run, history, mods, path, progress) -> None:
     )
     try:
         while epoch < s.max_epochs and not mon.converged():
-            gen = torch.Generator(device=dev).manual_seed(epoch_seed(s.seed, epoch, "noise"))
-            batches = epoch_batches(data, s.seed, epoch, s.batch_size, dev)
+            noise_seed = dist.rank_seed(epoch_seed(s.seed, epoch, "noise"))
+            gen = torch.Generator(device=dev).manual_seed(noise_seed)
+            batches = epoch_batches(data, s.seed, epoch, run.batch_size, dev)
             sched = _Schedule(opt, s.lr, s.lr_decay, epoch, run.n_batches or mon.epoch_steps)
             obj, el, kl, steps, done = _run_epoch(
                 fam, opt, model, batches, run.params, lossfn, s.beta_effective, gen, mods,
@@ -256,11 +276,11 @@ def _optimise(model, data, run: _Run, history, mods, path, progress) -> None:
             # Only complete epochs are saved: a rerun redoes a partial one and stops at the same step.
             if path is not None:
                 snapshot = take_snapshot(run, epoch, history)
-                save_state(path, snapshot)
+                dist.main_only(save_state, path, snapshot)
             bar.update(1)
             bar.set_postfix(C_beta=f"{obj:.6g}", KL=f"{kl:.6g}")
     except KeyboardInterrupt:
-        if path is not None:
+        if path is not None and dist.is_main():
             save_state(path, snapshot)
         raise
     finally:
@@ -298,6 +318,10 @@ def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floo
     closed-form KL gradient added (``Family.add_kl_grad``). Returns the sample-weighted means of Ĉ_β, L̂ and
     KL over the steps taken, the number of steps, and whether the epoch ran to its end.
     """
+    if dist.active() and dist.world_size() > 1:
+        return _run_epoch_distributed(
+            fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floor, mon, sched
+        )
     sums, n, steps = [0.0, 0.0, 0.0], 0, 0
     for x, y in batches:
         sched.set(steps)
@@ -322,6 +346,62 @@ def _run_epoch(fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floo
         if mon.step(obj, el, kl, x.shape[0], kl - fam.mean_term()):
             return (*(v / n for v in sums), steps, False)
     return (*(v / n for v in sums), steps, True)
+
+
+def _local_batch_size(batch_size: int) -> int:
+    """Rows per rank and step: ⌈batch_size / world_size⌉ (``batch_size`` without a process group)."""
+    return -(-int(batch_size) // dist.world_size())
+
+
+def _run_epoch_distributed(
+    fam, opt, model, batches, mean, lossfn, beta_eff, gen, mods, floor, mon, sched
+):
+    """``_run_epoch`` under a process group: one minibatch per rank and step, reduced (module docstring).
+
+    Per step every rank all-reduces one float64 buffer [Σ ℓ, n, Σ ∇ℓ over its minibatch] — a rank whose shard
+    is spent contributes zeros — and sets the gradient of every state tensor to the union's mean; the epoch ends
+    when no rank has a batch left. Collective: all ranks take the same number of steps."""
+    state = [p for g in opt.param_groups for p in g["params"]]
+    sums, n, steps, first = [0.0, 0.0, 0.0], 0, 0, True
+    it = iter(batches)
+    while True:
+        batch = next(it, None)
+        sched.set(steps)
+        opt.zero_grad(set_to_none=True)
+        var_lv = fam.var_lv()
+        loss_sum, n_local = torch.zeros((), dtype=torch.float64), 0
+        if batch is not None:
+            x, y = batch
+            z = local_reparam_forward(
+                model, x, mean, fam.expand(var_lv), gen, modules=mods, input_floor=floor
+            )
+            if first:
+                lossfn.check_targets(z, y)
+                first = False
+            total = lossfn.per_sample(z, y).sum()
+            total.backward()
+            loss_sum, n_local = total.detach(), x.shape[0]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in state]
+        red = dist.reduce_sums(
+            {"loss": loss_sum, "n": n_local, **{str(i): g for i, g in enumerate(grads)}}
+        )
+        n_step = red["n"]
+        if n_step == 0:  # every shard is spent: the epoch is over
+            opt.zero_grad(set_to_none=True)
+            return (*(v / n for v in sums), steps, True)
+        for i, p in enumerate(state):
+            p.grad = (red[str(i)] / n_step).to(p.dtype)
+        kl = fam.kl(var_lv)
+        fam.add_kl_grad(var_lv, beta_eff)
+        opt.step()
+        el = float(red["loss"]) / n_step
+        obj = el + beta_eff * kl
+        for i, v in enumerate((obj, el, kl)):
+            sums[i] += v * n_step
+        n += n_step
+        steps += 1
+        if mon.step(obj, el, kl, n_step, kl - fam.mean_term()):
+            return (*(v / n for v in sums), steps, False)
 
 
 def _variational_names(model, params, preset) -> list[str]:

@@ -41,6 +41,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from .._base import distributed as dist
 from .._base.batches import iter_batches
 from .._base.checks import check_model, named_trainable
 from .._base.likelihoods import get_loss
@@ -241,13 +242,20 @@ def mc_expected_loss(
     """Engine of :func:`expected_loss` without the checks; ``var`` may cover a subset of ``mean``.
 
     Returns ``(mean, stderr, N)``. With ``var = {}`` and one draw it is the deterministic L_D(mean).
+
+    Distributed (``weightinfo._base.distributed``): each rank passes its own shard; each draw's loss sum and
+    count are all-reduced (collective), so every rank gets the mean over the union. A weight draw is the same on
+    every rank (same ``seed``); local-reparameterisation noise, per activation, is drawn with
+    ``rank_seed(seed)`` (independent across ranks; unbiased as before).
     """
     if int(mc_samples) != mc_samples or mc_samples < 1:
         raise ValueError(f"mc_samples must be a positive integer, got {mc_samples!r}")
     lossfn = get_loss(loss)
     ref = dict(model.named_parameters())
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    # One weight draw serves all ranks (same seed); per-activation noise is independent across ranks.
+    gen_seed = int(seed) if local_reparam is None else dist.rank_seed(int(seed))
+    gen = torch.Generator(device=device).manual_seed(gen_seed)
     std = {k: v.sqrt() for k, v in var.items()}
     modules = None
     values, n = [], 0
@@ -271,6 +279,9 @@ def mc_expected_loss(
                     lossfn.check_targets(z, y)
                 total += lossfn.per_sample(z, y).to(torch.float64).sum()
                 n += x.shape[0]
+            if dist.active():  # the union's sum and count
+                red = dist.reduce_sums({"total": total, "n": n})
+                total, n = red["total"], red["n"]
             values.append(total / n)
     vals = torch.stack(values)
     se = float(vals.std() / math.sqrt(len(vals))) if len(vals) > 1 else float("nan")

@@ -1,0 +1,103 @@
+"""What each rank computes in ``test_distributed.py`` (importable by the spawned processes).
+
+One launch of two gloo processes runs every check (a launch costs a few seconds): rank r computes on its
+shard of ``problem()`` and saves its results to ``out/rank{r}.pt``; the test compares them with one process on
+all the data.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+import weightinfo
+from weightinfo._base import distributed as dist
+from weightinfo.curvature import CurvatureOperator, ggn_vector_product, hutchinson_trace
+
+# Unequal shards: rank 0 gets the first SPLIT samples, rank 1 the rest.
+N, SPLIT = 11, 7
+BATCH = 3  # several batches per shard
+BETA, LAMBDA = 0.05, 0.5
+VARIATIONAL = dict(
+    method="variational", beta=BETA, prior_scale=LAMBDA, mc_samples=0, seed=3, batch_size=4,
+    max_epochs=40, tol=0.0, lr=0.05, lr_decay=0.5, progress=False,
+)  # fmt: skip
+
+
+def problem():
+    """A float64 conv + linear model and N samples (3 classes)."""
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    model.eval()
+    X = torch.randn(N, 1, 6, 6, generator=g, dtype=torch.float64)
+    Y = torch.randint(0, 3, (N,), generator=g)
+    return model, X, Y
+
+
+def probe_vector(model):
+    g = torch.Generator().manual_seed(1)
+    return {
+        k: torch.randn(p.shape, generator=g, dtype=torch.float64)
+        for k, p in model.named_parameters()
+    }
+
+
+def compute(model, data) -> dict:
+    """Every quantity checked, on ``data`` (this rank's shard under a process group)."""
+    out = {}
+    for kind in ("exact", "empirical", "mc"):
+        F = weightinfo.fisher(model, data, kind=kind, batch_size=BATCH, progress=False)
+        out[f"fisher_diag_{kind}"] = F.diag
+        out[f"fisher_diag_{kind}_n"] = F.n_samples
+        out[f"fisher_diag_{kind}_loss"] = F.mean_loss
+    K = weightinfo.fisher(model, data, structure="kfac", batch_size=BATCH)
+    out["fisher_kfac"] = [(b.A, b.G) for b in K.blocks]
+    full = weightinfo.fisher(model, data, structure="full", batch_size=BATCH)
+    out["fisher_full"] = full.blocks[0].matrix
+    out["ggn_full"] = (
+        weightinfo.ggn(model, data, structure="full", batch_size=BATCH).blocks[0].matrix
+    )
+    H = weightinfo.hessian(model, data, method="exact", batch_size=BATCH)
+    out["hessian_diag"] = H.diag
+    out["hessian_diag_n"] = H.n_samples
+    out["ggn_v"] = ggn_vector_product(model, data, probe_vector(model), batch_size=BATCH)
+    op = CurvatureOperator(model, data, "ggn", batch_size=BATCH)
+    est = hutchinson_trace(op, n_probes=6, seed=5)
+    out["hutchinson_trace"] = (est.value, est.stderr)
+    r = weightinfo.information(
+        model, data, beta=BETA, prior_scale=LAMBDA, mc_samples=3, batch_size=BATCH, progress=False
+    )
+    out["info_fisher"] = (r.nats, r.train_loss, r.expected_loss, r.n_samples)
+    r = weightinfo.information(
+        model, data, beta=BETA, prior_scale=LAMBDA, mc_samples=0, batch_size=BATCH,
+        curvature_samples=6, progress=False,
+    )  # fmt: skip
+    out["info_fisher_sub"] = (r.nats, r.train_loss, r.n_samples)
+    r = weightinfo.information(model, data, **VARIATIONAL)
+    out["info_variational"] = (r.nats, r.train_loss, r.n_samples, r.extra["epochs"])
+    out["info_variational_var"] = r.posterior_variance
+    return out
+
+
+def worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    try:
+        model, X, Y = problem()
+        lo, hi = (0, SPLIT) if rank == 0 else (SPLIT, N)
+        out = compute(model, (X[lo:hi], Y[lo:hi]))
+        out["rank"] = (dist.rank(), dist.world_size(), dist.is_main())
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        torch.distributed.destroy_process_group()

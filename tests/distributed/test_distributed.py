@@ -1,0 +1,166 @@
+"""torch.distributed (gloo, 2 CPU processes, unequal shards of 7 and 4 samples) against one process on all data.
+
+One spawn runs every library check (``_workers.compute``); deterministic quantities must agree to 1e-10 in
+float64, stochastic ones within their stated error, and both ranks must return identical results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from . import _workers as W
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not available"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """(rank 0, rank 1, single process on all the data)."""
+    tmp = tmp_path_factory.mktemp("dist")
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env_path) if p)
+    torch.multiprocessing.spawn(
+        W.worker, args=(2, str(tmp / "init"), str(tmp)), nprocs=2, join=True
+    )
+    ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    model, X, Y = W.problem()
+    single = W.compute(model, (X, Y))
+    return ranks[0], ranks[1], single
+
+
+def _close(a, b, tol=1e-10):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _close(a[k], b[k], tol)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for u, v in zip(a, b):
+            _close(u, v, tol)
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype == torch.float64
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=tol, abs=tol) or (math.isnan(a) and math.isnan(b))
+    else:
+        assert a == b
+
+
+def _same(a, b):
+    """Bitwise equal (the two ranks)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        for u, v in zip(a, b):
+            _same(u, v)
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b)
+    else:
+        assert a == b
+
+
+def test_ranks_agree_exactly(results):
+    r0, r1, _ = results
+    assert r0.pop("rank") == (0, 2, True) and r1.pop("rank") == (1, 2, False)
+    _same(r0, r1)
+
+
+DETERMINISTIC = [
+    "fisher_diag_exact", "fisher_diag_exact_n", "fisher_diag_exact_loss",
+    "fisher_diag_empirical", "fisher_diag_empirical_n", "fisher_diag_mc_n", "fisher_kfac",
+    "fisher_full", "ggn_full", "hessian_diag", "hessian_diag_n", "ggn_v", "hutchinson_trace",
+    "info_fisher", "info_variational_n",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", DETERMINISTIC)
+def test_deterministic_equals_single_process(results, key):
+    r0, _, single = results
+    if key == "info_variational_n":
+        assert r0["info_variational"][1:3] == pytest.approx(single["info_variational"][1:3], 1e-10)
+        return
+    # Hutchinson: the probes come from the seed on every rank and each product is exact, so the
+    # estimate equals the single-process one. Fisher form: the weight draws of E_Q[L_D] are shared too.
+    _close(r0[key], single[key])
+    assert single["fisher_diag_exact_n"] == W.N
+
+
+def test_mc_fisher_within_its_error(results):
+    """kind="mc": rank 1 draws labels from rank_seed(seed), so the result is another unbiased draw.
+
+    Per entry, a one-label MC Fisher of N samples has relative spread ~ √(2/N) at most; we check the
+    trace against the exact one within 4 such spreads and the per-sample count exactly."""
+    r0, _, single = results
+    exact = sum(float(v.sum()) for v in single["fisher_diag_exact"].values())
+    mc = sum(float(v.sum()) for v in r0["fisher_diag_mc"].values())
+    assert abs(mc - exact) <= 4 * math.sqrt(2 / W.N) * exact
+    # rank 0 draws with the seed itself: the shard's first labels match the single process's draws
+    assert r0["fisher_diag_mc_loss"] == pytest.approx(single["fisher_diag_mc_loss"], rel=1e-10)
+
+
+def test_fisher_form_on_a_subset(results):
+    """curvature_samples=6 of 11: the shards take 4 + 2 (proportional), L_D still over all 11 samples."""
+    r0, _, single = results
+    assert r0["info_fisher_sub"][1:] == pytest.approx(single["info_fisher_sub"][1:], rel=1e-10)
+    assert math.isfinite(r0["info_fisher_sub"][0])
+
+
+def test_variational_close_to_single_process(results):
+    """The distributed optimisation reduces the data term's gradient over the union of the ranks' minibatches
+    but draws its own noise per rank and batches 2 + 2 rows from the shards instead of 4 rows from all data:
+    another draw of the same stochastic optimisation (40 epochs, decayed learning rate, no early stop). Its
+    IW and σ² must agree with the single-process run within that optimisation's Monte Carlo spread — we allow
+    10 % on the nats and a median 25 % on σ² (two single-process runs with different seeds differ by a few %)."""
+    r0, _, single = results
+    nats, ref = r0["info_variational"][0], single["info_variational"][0]
+    assert r0["info_variational"][3] == single["info_variational"][3]  # same number of epochs
+    assert abs(nats - ref) <= 0.10 * abs(ref)
+    ratios = torch.cat(
+        [
+            (r0["info_variational_var"][k] / single["info_variational_var"][k]).reshape(-1)
+            for k in single["info_variational_var"]
+        ]
+    )
+    assert float((ratios.log().abs()).median()) < math.log(1.25)
+
+
+def test_cli_fisher_under_torchrun(tmp_path):
+    """``torchrun --nproc-per-node 2 -m weightinfo fisher``: every rank computes on its shard, only rank 0
+    prints the table and writes the JSON, and the JSON equals the single-process one."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    args = ["fisher", "--dataset", "digits", "--n-samples", "60", "--quiet"]
+    out2 = tmp_path / "two"
+    out2.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--standalone", "-m", "weightinfo", *args, "--json", str(out2 / "f.json")],
+        cwd=out2, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in out2.iterdir()) == ["f.json"]
+    single = subprocess.run(
+        [sys.executable, "-m", "weightinfo", *args, "--json", str(tmp_path / "one.json")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    import json
+
+    a = json.loads((out2 / "f.json").read_text())
+    b = json.loads((tmp_path / "one.json").read_text())
+    assert a["fisher"]["n_samples"] == b["fisher"]["n_samples"] == 60
+    assert a["fisher"]["trace"] == pytest.approx(b["fisher"]["trace"], rel=1e-5)
