@@ -72,12 +72,18 @@ def n_correct(name: str, z: torch.Tensor, y: torch.Tensor) -> float | None:
     Integer class labels (any loss): arg-max. ``bce_with_logits`` with one target per output:
     ``z > 0`` against ``y > 0.5``, averaged over the outputs of each sample.
     """
+    c = correct_count(name, z, y)
+    return None if c is None else float(c)
+
+
+def correct_count(name: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """:func:`n_correct` as a float64 tensor on ``z``'s device (no host sync), or ``None``."""
     z = z.detach()
     if name == "bce_with_logits" and not is_class_labels(z, y):
         t = y.reshape(z.shape) > 0.5
-        return float(((z > 0) == t).reshape(z.shape[0], -1).float().mean(1).sum())
+        return ((z > 0) == t).reshape(z.shape[0], -1).float().mean(1).sum().to(torch.float64)
     if not y.is_floating_point() and y.ndim == 1 and z.ndim == 2:
-        return float((z.argmax(1) == y).sum())
+        return (z.argmax(1) == y).sum().to(torch.float64)
     return None
 
 

@@ -73,8 +73,39 @@ def _validated(data, device, batch_size: int) -> Iterator[tuple[torch.Tensor, to
         check_finite_tensor(f"data: input batch {k}", x)
         check_finite_tensor(f"data: target batch {k}", y)
         n_batches += 1
+        host_range = _host_range(y)
         if device is not None:
             x, y = x.to(device), y.to(device)
+        if host_range is not None:
+            # Read on the host before the transfer: label checks cost no device sync (``value_range``).
+            y._weightinfo_range = host_range
         yield x, y
     if n_batches == 0:
         raise ValueError("data is empty: the loader yielded no samples")
+
+
+def _host_range(y: torch.Tensor) -> tuple[float, float] | None:
+    """(min, max) of a CPU tensor of targets (None for an empty one or one on another device)."""
+    if y.device.type != "cpu" or y.numel() == 0 or y.is_complex():
+        return None
+    return y.min().item(), y.max().item()
+
+
+def rows(y: torch.Tensor, start: int, stop: int | None = None) -> torch.Tensor:
+    """``y[start:stop]``, keeping the host-read range of a batch from :func:`iter_batches` (see there)."""
+    part = y[start:stop]
+    r = getattr(y, "_weightinfo_range", None)
+    if r is not None:
+        part._weightinfo_range = r
+    return part
+
+
+def value_range(y: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of a non-empty tensor of targets without a device sync where :func:`iter_batches` read them
+    on the host before moving them (also for a slice of such a batch: the batch's range bounds the slice's);
+    otherwise one read of two numbers."""
+    for t in (y, y._base):
+        r = getattr(t, "_weightinfo_range", None) if t is not None else None
+        if r is not None:
+            return r
+    return tuple(torch.stack([y.min(), y.max()]).tolist())

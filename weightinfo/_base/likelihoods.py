@@ -29,7 +29,18 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .batches import value_range
+
 LOSSES = ("cross_entropy", "bce_with_logits", "mse")
+
+
+def _out_of_range(y: torch.Tensor, lo, hi) -> bool:
+    """Whether a value of ``y`` lies outside [lo, hi] (no device sync for batches from ``iter_batches``)."""
+    ymin, ymax = value_range(y)
+    if ymin >= lo and ymax <= hi:
+        return False
+    # The range may be the whole batch's (``y`` a slice of it): decide on ``y`` itself.
+    return bool((y < lo).any() or (y > hi).any())
 
 
 def is_class_labels(z: torch.Tensor, y: torch.Tensor) -> bool:
@@ -86,7 +97,7 @@ class CrossEntropy(Loss):
         if y.dtype.is_floating_point or y.ndim != 1:
             raise ValueError("cross_entropy expects integer class labels of shape (batch,)")
         C = z.shape[1]
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
+        if y.numel() and _out_of_range(y, 0, C - 1):
             raise ValueError(
                 f"labels out of range: found {int(y.min())}..{int(y.max())} for {C} classes"
             )
@@ -122,7 +133,7 @@ class _PerOutput(Loss):
     def check_targets(self, z, y):
         if is_class_labels(z, y):
             K = z.shape[1]
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= K):
+            if y.numel() and _out_of_range(y, 0, K - 1):
                 raise ValueError(
                     f"{self.name}: class labels out of range: found {int(y.min())}..{int(y.max())} "
                     f"for {K} outputs"
@@ -143,7 +154,7 @@ class BCEWithLogits(_PerOutput):
     name = "bce_with_logits"
 
     def _check_values(self, y):
-        if y.numel() and (float(y.min()) < 0 or float(y.max()) > 1):
+        if y.numel() and _out_of_range(y, 0, 1):
             raise ValueError("bce_with_logits targets must lie in [0, 1]")
 
     def per_sample(self, z, y):

@@ -44,11 +44,11 @@ def with_rest(model, loss: float, n: int, rest, lossfn, batch_size) -> tuple[flo
 def _sums(model, params, data, lossfn, batch_size) -> tuple[float, int]:
     """This rank's Σ_i ℓ_i (float64) and its number of samples."""
     device = next(model.parameters()).device
-    total, n = 0.0, 0
+    total, n = torch.zeros((), dtype=torch.float64, device=device), 0  # read once, after the pass
     with torch.no_grad():
         for x, y in iter_batches(data, device=device, batch_size=batch_size):
             z = model(x) if params is None else functional_call(model, params, (x,))
             lossfn.check_targets(z, y)
-            total += float(lossfn.per_sample(z, y).to(torch.float64).sum())
+            total += lossfn.per_sample(z, y).to(torch.float64).sum()
             n += x.shape[0]
-    return total, n
+    return float(total), n

@@ -226,14 +226,24 @@ def nuisance_tangent(nuisance, x: torch.Tensor) -> torch.Tensor:
         )
     out = out.detach()
     tangent = torch.zeros_like(x) if tangent is None else tangent.detach()  # None: g ignores θ
-    scale = float(x.abs().max()) if x.numel() else 0.0
-    err = float((out - x).abs().max()) if x.numel() else 0.0
+    # One host read for the three checks (each is a decision: raise or go on).
+    scale, err, finite = (
+        torch.stack(
+            [
+                x.abs().max().to(torch.float64),
+                (out - x).abs().max().to(torch.float64),
+                torch.isfinite(tangent).all().to(torch.float64),
+            ]
+        ).tolist()
+        if x.numel()
+        else (0.0, 0.0, 1.0)
+    )
     if not err <= IDENTITY_RTOL * scale:
         raise NuisanceError(
             f"nuisance {name!r} is not the identity at theta = 0: max |g(x, 0) - x| = {err:.3g} > "
             f"{IDENTITY_RTOL:g} * max |x| = {IDENTITY_RTOL * scale:.3g}"
         )
-    if not bool(torch.isfinite(tangent).all()):
+    if not finite:
         raise NuisanceError(f"nuisance {name!r}: d/dtheta g(x, theta) at theta = 0 is not finite")
     return tangent
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from .._base import devices
 from ..posterior.sampling import find_local_reparam_modules
 
 #: Bytes of per-example weights drawn at once (chunk · #noisy non-local parameters · itemsize).
@@ -150,10 +151,10 @@ def _draw_chunk(c: int, mu, sd, ref, specs, gen) -> tuple[dict, dict]:
     ε {module: (c, out_features)}, drawn from ``gen`` in that order."""
     params = {}
     for k, m in mu.items():
-        e = torch.randn((c, *m.shape), generator=gen, dtype=m.dtype, device=m.device)
+        e = devices.randn((c, *m.shape), generator=gen, dtype=m.dtype, device=m.device)
         params[k] = e.mul_(sd[k]).add_(m).to(ref[k].dtype)
     eps = {}
     for mn, (mod, w_mean, *_) in specs.items():
         w = mod.weight
-        eps[mn] = torch.randn((c, w_mean.shape[0]), generator=gen, dtype=w.dtype, device=w.device)
+        eps[mn] = devices.randn((c, w_mean.shape[0]), generator=gen, dtype=w.dtype, device=w.device)
     return params, eps

@@ -53,7 +53,8 @@ def data_sets(data, prior_data, posterior_data, bound_data, indices, fraction: f
 
 
 def checked_data(model: nn.Module, data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, Y)`` of ``data`` once they are finite and ``model`` takes X and has an output for every label."""
+    """``(X, Y)`` of ``data`` on ``model``'s device, once they are finite and ``model`` takes X and has an
+    output for every label."""
     x, y = R.as_tensors(data, what)
     check_finite_tensor(f"{what} inputs X", x)
     check_finite_tensor(f"{what} targets Y", y)
@@ -70,4 +71,4 @@ def checked_data(model: nn.Module, data, what: str) -> tuple[torch.Tensor, torch
         raise ValueError(
             f"{what} has label {int(y.max())} but the model has {out.shape[-1]} outputs"
         )
-    return x, y
+    return x.to(device), y.to(device)  # checked on the host, computed on the model's device

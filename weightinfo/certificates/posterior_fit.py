@@ -282,7 +282,7 @@ def fit_posterior(
         if lr_drop_epoch is not None and epoch == int(lr_drop_epoch):
             for g in opt.param_groups:
                 g["lr"] = lr * lr_drop_factor
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen, device="cpu")  # same order on any device
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             var = {k: torch.exp(2 * r) for k, r in rho.items()}

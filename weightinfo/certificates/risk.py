@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .._base import devices
 from .._base.batches import iter_batches
 from ..posterior.sampling import local_reparam_forward
 from ._per_example import local_cover, per_example_logits
@@ -59,7 +60,7 @@ def _errors(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _stack_draws(mean, std, k: int, gen) -> dict[str, torch.Tensor]:
     out = {}
     for name, mu in mean.items():
-        eps = torch.randn((k, *mu.shape), generator=gen, dtype=mu.dtype, device=mu.device)
+        eps = devices.randn((k, *mu.shape), generator=gen, dtype=mu.dtype, device=mu.device)
         out[name] = mu + std[name] * eps
     return out
 

@@ -86,10 +86,12 @@ def exact_hessian(
             for start in range(0, P, chunk):
                 idx = torch.arange(start, min(start + chunk, P), device=fm.device)
                 E = torch.zeros(idx.numel(), P, dtype=fm.dtype, device=fm.device)
-                E[torch.arange(idx.numel()), idx] = 1
+                E[torch.arange(idx.numel(), device=fm.device), idx] = 1
                 rows = _rows(g, t, E)
                 if diagonal_only:
-                    out[idx] += rows[torch.arange(idx.numel()), idx].to(torch.float64)
+                    out[idx] += rows[torch.arange(idx.numel(), device=fm.device), idx].to(
+                        torch.float64
+                    )
                 else:
                     out[idx] += rows.to(torch.float64)
         n += x.shape[0]

@@ -278,12 +278,12 @@ def kfac_blocks(
         A = (
             lay.A_sum / lay.rows
             if lay.A_sum is not None
-            else torch.zeros(d_in, d_in, dtype=torch.float64)
+            else torch.zeros(d_in, d_in, dtype=torch.float64, device=device)
         )
         G = (
             lay.G_sum / (n * mc_samples)
             if lay.G_sum is not None
-            else torch.zeros(d_out, d_out, dtype=torch.float64)
+            else torch.zeros(d_out, d_out, dtype=torch.float64, device=device)
         )
         blocks.append(
             KronBlock(

@@ -88,14 +88,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._base.batches import iter_batches
+from .._base.batches import iter_batches, value_range
 from .._base.checks import check_choice, check_int, check_model, check_positive
 from .._base.likelihoods import LOSSES, get_loss
 from ..curvature.fisher_matrix import _directions
 from ..curvature.persample import PerSampleEngine
 from ..curvature.result import layer_of
 from ..models.modes import eval_mode
-from ..training import loss_value, n_correct
+from ..training import correct_count, loss_value
 from ._tracker_plot import UNITS
 
 __all__ = [
@@ -324,7 +324,13 @@ class Tracker:
             xs, ys = zip(
                 *iter_batches(self.probe_data, device=device, batch_size=self.eval_batch_size)
             )
-            self._probe = (device, torch.cat(xs), torch.cat(ys))
+            Y = torch.cat(ys)
+            if (
+                Y.numel()
+            ):  # the labels' range, read on the host: checking a slice costs no device sync
+                r = [value_range(y) for y in ys]
+                Y._weightinfo_range = (min(a for a, _ in r), max(b for _, b in r))
+            self._probe = (device, torch.cat(xs), Y)
         return self._probe[1], self._probe[2]
 
     def _probe_pass(self, model: nn.Module) -> dict[str, Any]:
@@ -346,7 +352,10 @@ class Tracker:
         group_sums = torch.zeros(G, len(layers), dtype=torch.float64, device=device)
         g_sum = [torch.zeros(en.sums[k].shape, dtype=torch.float64, device=device) for k in names] if en else []  # fmt: skip
         bounds = [N * g // G for g in range(G + 1)]
-        loss_sum, correct_sum, has_acc = 0.0, 0.0, True
+        # Device accumulators (float64), read once after the pass.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct_sum = torch.zeros((), dtype=torch.float64, device=device)
+        has_acc = True
         for g in range(G) if (et or en) else ():
             for s in range(bounds[g], bounds[g + 1], self.eval_batch_size):
                 stop = min(s + self.eval_batch_size, bounds[g + 1])
@@ -358,10 +367,11 @@ class Tracker:
                     z = model(x)
                 lossfn.check_targets(z, y)
                 with torch.no_grad():
-                    loss_sum += float(loss_value(self.loss, z, y)) * x.shape[0]
-                    c = n_correct(self.loss, z, y)
+                    loss_sum += loss_value(self.loss, z, y).to(torch.float64) * x.shape[0]
+                    c = correct_count(self.loss, z, y)
                 has_acc = has_acc and c is not None
-                correct_sum += c or 0.0
+                if c is not None:
+                    correct_sum += c
                 if et is not None:
                     et.accumulate(x, z, _directions(lossfn, z, y, self.kind, self.mc_samples, gen))
                 if en is not None:
@@ -379,6 +389,7 @@ class Tracker:
         if not (et or en) and ("loss" in q or "accuracy" in q):  # forward passes only
             ev = _evaluate(model, (X, Y), self.loss, self.eval_batch_size)
             loss_sum, correct_sum, has_acc = ev["loss"] * N, (ev["accuracy"] or 0.0) * N, ev["accuracy"] is not None  # fmt: skip
+        loss_sum, correct_sum = float(loss_sum), float(correct_sum)
         out: dict[str, Any] = {"n_probe": N}
         if "loss" in q:
             out["loss"] = loss_sum / N
@@ -479,12 +490,16 @@ class Tracker:
 def _evaluate(model: nn.Module, data, loss: str, batch_size: int) -> dict[str, Any]:
     """Mean loss and accuracy over ``data`` (tuple or loader), model already in eval mode."""
     device = next(model.parameters()).device
-    n, total, correct, has_acc = 0, 0.0, 0.0, True
+    n, has_acc = 0, True
+    total = torch.zeros((), dtype=torch.float64, device=device)  # read once, after the pass
+    correct = torch.zeros((), dtype=torch.float64, device=device)
     for x, y in iter_batches(data, device=device, batch_size=batch_size):
         z = model(x)
-        total += float(loss_value(loss, z, y)) * x.shape[0]
-        c = n_correct(loss, z, y)
+        total += loss_value(loss, z, y).to(torch.float64) * x.shape[0]
+        c = correct_count(loss, z, y)
         has_acc = has_acc and c is not None
-        correct += c or 0.0
+        if c is not None:
+            correct += c
         n += x.shape[0]
+    total, correct = float(total), float(correct)
     return {"loss": total / n, "accuracy": correct / n if has_acc else None}

@@ -35,7 +35,7 @@ def epoch_batches(data, seed, epoch, batch_size, device):
         X, Y = data
         if X.shape[0] == Y.shape[0]:
             g = torch.Generator().manual_seed(epoch_seed(seed, epoch, "order"))
-            perm = torch.randperm(X.shape[0], generator=g)
+            perm = torch.randperm(X.shape[0], generator=g, device="cpu")  # same order on any device
             data = ((X[i.to(X.device)], Y[i.to(Y.device)]) for i in perm.split(batch_size))
     return iter_batches(data, device=device, batch_size=batch_size)
 

@@ -349,7 +349,7 @@ def _expected_loss(model, opt, data, lossfn, o: FisherOptions):
     for _ in tqdm(range(o.mc_samples), desc="E_Q[L_D]", disable=disable, leave=False):
         w = {k: v.to(params[k].dtype) for k, v in opt.sample(gen).items()}
         values.append(_mean_loss(model, w, data, lossfn, o.batch_size)[0])
-    v = torch.tensor(values, dtype=torch.float64)
+    v = torch.tensor(values, dtype=torch.float64, device="cpu")  # host numbers
     se = float(v.std(unbiased=True) / math.sqrt(len(values))) if len(values) > 1 else math.nan
     return float(v.mean()), se
 

@@ -41,6 +41,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from .._base import devices
 from .._base import distributed as dist
 from .._base.batches import iter_batches
 from .._base.checks import check_model, named_trainable
@@ -300,7 +301,7 @@ def _draw(ref, mean, std, generator) -> dict[str, torch.Tensor]:
             raise ValueError(f"{k!r} is not a parameter of the model")
         s = std.get(k)
         if s is not None:
-            eps = torch.randn(m.shape, generator=generator, dtype=m.dtype, device=m.device)
+            eps = devices.randn(m.shape, generator=generator, dtype=m.dtype, device=m.device)
             m = m + s.expand_as(m) * eps
         out[k] = m.to(ref[k].dtype)
     return out
@@ -333,7 +334,7 @@ def _make_forward(m, w_mean, w_var, b_mean, b_var, generator, floor):
             return mu
         wv = torch.zeros_like(w_mean, dtype=dt) if w_var is None else w_var.expand_as(w_mean).to(dt)
         v = op(a.pow(2) + floor, wv, None if b_var is None else b_var.to(dt))
-        eps = torch.randn(mu.shape, generator=generator, dtype=dt, device=mu.device)
+        eps = devices.randn(mu.shape, generator=generator, dtype=dt, device=mu.device)
         return mu + v.clamp_min(torch.finfo(dt).tiny).sqrt() * eps
 
     return forward
