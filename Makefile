@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench gpu-check clean
 
 $(BIN)/weightinfo: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/curvature.py
+
+# CUDA vs CPU, the curvature tests on CUDA, GPU timings (< 8 min on an H100); exits 0 without CUDA.
+gpu-check: install
+	OMP_NUM_THREADS=4 $(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -22,3 +22,12 @@ os.environ.setdefault(
 def isolated_cache(tmp_path, monkeypatch):
     """Checkpoints trained on the fly go to a per-test cache (``tmp_path/cache``)."""
     monkeypatch.setenv("WEIGHTINFO_CACHE", str(tmp_path / "cache"))
+
+
+# ``WEIGHTINFO_TEST_DEVICE=cuda`` (set by ``make gpu-check``): tensors the tests create land on that device, so
+# the dense-reference tests run weightinfo there (it follows the model's device). Unset: nothing changes.
+# Not yet run on a GPU (no device was available when it was written); tests that draw from an explicit CPU
+# ``torch.Generator`` need their generator on the same device and may fail under it.
+_TEST_DEVICE = os.environ.get("WEIGHTINFO_TEST_DEVICE")
+if _TEST_DEVICE:
+    torch.set_default_device(_TEST_DEVICE)

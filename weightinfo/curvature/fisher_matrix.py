@@ -33,7 +33,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._base import distributed as dist
-from .._base.batches import count_batches, iter_batches
+from .._base import memory
+from .._base.batches import count_batches, iter_batches, rows
 from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import LOSSES, get_loss
 from .persample import PerSampleEngine, quiet_vmap
@@ -59,6 +60,7 @@ def fisher(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool | None = None,
+    max_memory=None,
 ) -> Curvature:
     """Fisher information of the weights, averaged over the samples of ``data``.
 
@@ -71,6 +73,9 @@ def fisher(
         every other parameter) or ``"full"`` (dense, at most ``FULL_MAX_PARAMS`` parameters).
     loss : ``"cross_entropy"`` | ``"bce_with_logits"`` | ``"mse"`` (unit-variance Gaussian, ℓ = ½‖y − f‖²).
     mc_samples : labels drawn per input for ``kind="mc"``; seed : seeds those draws.
+    max_memory : None, or bytes (``"2GB"``) one batch may take: batches are split to fit, a ``MemoryError``
+        if one sample does not (``weightinfo._base.memory``); an out-of-memory error on the device restarts
+        the computation with half the batch.
 
     Returns
     -------
@@ -95,6 +100,18 @@ def fisher(
     if kind == "mc" and (int(mc_samples) != mc_samples or mc_samples < 1):
         raise ValueError(f"mc_samples must be a positive integer, got {mc_samples!r}")
     check_model(model)
+    return memory.guarded(
+        model,
+        data,
+        batch_size,
+        max_memory,
+        lambda d, bs: _fisher(model, d, kind, structure, loss, mc_samples, seed, bs, progress),
+    )
+
+
+def _fisher(
+    model, data, kind, structure, loss, mc_samples, seed, batch_size, progress
+) -> Curvature:
     common = dict(
         kind=kind,
         loss=loss,
@@ -151,6 +168,7 @@ def ggn(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool | None = None,
+    max_memory=None,
 ) -> Curvature:
     """Generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ ∇²_z ℓ(z_i, y_i) J_i of the mean loss.
 
@@ -173,6 +191,7 @@ def ggn(
         seed=seed,
         batch_size=batch_size,
         progress=progress,
+        max_memory=max_memory,
     )
     return dataclasses.replace(F, curvature="ggn")
 
@@ -216,22 +235,25 @@ def _batches(model, data, loss, batch_size, progress):
 def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_size, progress):
     engine = PerSampleEngine(model)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(dist.rank_seed(seed))
-    n, total = 0, 0.0
+    n = 0
+    # Σ_i ℓ_i on the model's device (float64), read once after the pass.
+    total = torch.zeros((), dtype=torch.float64, device=next(model.parameters()).device)
     for lossfn, x, y in _batches(model, data, loss, batch_size, progress):
         # The engine checks its per-sample gradients against a batch gradient once, on the first batch:
         # give it a few samples only, so that the check's extra backward pass costs almost nothing.
         split = _GUARD_SAMPLES if n == 0 and x.shape[0] > 2 * _GUARD_SAMPLES else x.shape[0]
-        for xs, ys in ((x[:split], y[:split]), (x[split:], y[split:])):
+        for xs, ys in ((x[:split], rows(y, 0, split)), (x[split:], rows(y, split))):
             if xs.shape[0] == 0:
                 continue
             with torch.enable_grad(), engine.record(xs.shape[0]):
                 z = model(xs)
             lossfn.check_targets(z, ys)
             with torch.no_grad():  # L_D at w* for free: the outputs are here anyway
-                total += float(lossfn.per_sample(z, ys).sum(dtype=torch.float64))
+                total += lossfn.per_sample(z, ys).sum(dtype=torch.float64)
             engine.accumulate(xs, z, _directions(lossfn, z, ys, kind, mc_samples, gen))
         n += x.shape[0]
     keep = params if params is not None else list(engine.sums)
+    total = float(total)
     if dist.active():  # each rank summed its shard: the union's sums, the global N
         red = dist.reduce_sums({**{k: engine.sums[k] for k in keep}, "\0n": n, "\0loss": total})
         n, total = red.pop("\0n"), red.pop("\0loss")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .._base import memory
 from .._base.checks import check_choice, check_positive
 from .curve import METHODS, information_curve
 from .points import CURVATURES, STRUCTURES
@@ -54,6 +55,7 @@ def information(
     curvature_samples: int | None = None,
     precomputed=None,
     variational: VariationalOptions | None = None,
+    max_memory=None,
     **variational_kwargs,
 ) -> InformationResult:
     """Information in the weights of ``model`` trained on ``data``, in nats, with its per-weight map.
@@ -88,6 +90,10 @@ def information(
     precomputed : Fisher method only: a ``weightinfo.iw.points.FisherPoints`` of this model and ``data`` (from
         ``fisher_points``; its curvature options must match) or a ``Curvature`` of ``data``; not recomputed.
     batch_size, progress : batching of ``(X, Y)`` tuples and a progress bar (None: only on a terminal).
+    max_memory : Fisher method only: None, or bytes (``"2GB"``) one batch may take; batches are split to fit
+        (the same result to float64 rounding), a ``MemoryError`` if one sample does not
+        (``weightinfo._base.memory``). Refused for the variational method, whose minibatch is an optimiser
+        setting, not a way of summing.
     variational, variational_kwargs : the variational estimator's options, as a ``VariationalOptions`` or as
         its keywords (``max_epochs=``, ``lr=``, ``state_path=``, ...); a ``TypeError`` for ``method="fisher"``.
 
@@ -110,28 +116,41 @@ def information(
     """
     check_choice("method", method, METHODS)
     beta = check_positive("beta", beta)
-    # One path for one β and many: the curve dispatches, checks the options and runs the pipeline.
-    curve = information_curve(
+    if max_memory is not None and method != "fisher":
+        raise ValueError(
+            "max_memory applies to method='fisher' only: the variational minibatch is an optimiser setting"
+        )
+    return memory.guarded(
         model,
         data,
-        betas=[beta],
-        method=method,
-        prior_scale=prior_scale,
-        prior_mean=prior_mean,
-        init_state=init_state,
-        structure=structure,
-        curvature=curvature,
-        loss=loss,
-        convention=convention,
-        approximation=approximation,
-        mc_samples=mc_samples,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress,
-        curvature_kind=curvature_kind,
-        curvature_samples=curvature_samples,
-        precomputed=precomputed,
-        variational=variational,
-        **variational_kwargs,
+        batch_size,
+        max_memory,
+        lambda d, bs: _information(
+            model,
+            d,
+            beta=beta,
+            method=method,
+            prior_scale=prior_scale,
+            prior_mean=prior_mean,
+            init_state=init_state,
+            structure=structure,
+            curvature=curvature,
+            loss=loss,
+            convention=convention,
+            approximation=approximation,
+            mc_samples=mc_samples,
+            seed=seed,
+            batch_size=bs,
+            progress=progress,
+            curvature_kind=curvature_kind,
+            curvature_samples=curvature_samples,
+            precomputed=precomputed,
+            variational=variational,
+            **variational_kwargs,
+        ),
     )
-    return curve.results[0]
+
+
+def _information(model, data, *, beta, method, **kwargs) -> InformationResult:
+    # One path for one β and many: the curve dispatches, checks the options and runs the pipeline.
+    return information_curve(model, data, betas=[beta], method=method, **kwargs).results[0]
