@@ -204,10 +204,11 @@ def test_effective_information_mc_within_its_error(results):
     assert abs(a["output"] - b["output"]) <= 4 * math.hypot(sa["output"], sb["output"]) + 0.05
 
 
+@pytest.mark.slow
 def test_cli_certify_under_torchrun(tmp_path):
     """``torchrun --nproc-per-node 2 -m weightinfo certify`` on digits with deterministic settings (information
     posterior at the initial weights, whole-network draws): only rank 0 writes, and the bound equals the
-    single-process one."""
+    single-process one. About 35 s on 2 cores (two launches of the CLI): ``-m slow``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     args = ["certify", "--dataset", "digits", "--prior", "init", "--posterior", "information",
