@@ -7,6 +7,7 @@ all the data.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -83,6 +84,74 @@ def compute(model, data) -> dict:
     r = weightinfo.information(model, data, **VARIATIONAL)
     out["info_variational"] = (r.nats, r.train_loss, r.n_samples, r.extra["epochs"])
     out["info_variational_var"] = r.posterior_variance
+    out.update(compute_part2(model, data))
+    return out
+
+
+# Part 2: certify, activations, tracker (issue 12 §1). Fixed settings shared by every rank.
+CERTIFY = dict(
+    prior_state=None, posterior="information", search="pinned", prior_scale=0.5, beta=0.05,
+    mc_samples=20, seed=4, delta=0.05,
+)  # fmt: skip
+
+
+def _certificate(c) -> tuple:
+    return (
+        c.risk_bound, c.empirical_risk, c.mc_upper, c.kl_nats, c.n_bound, c.m,
+        c.test_error, c.mean_test_error, c.majority_vote_test_error,
+    )  # fmt: skip
+
+
+def compute_part2(model, data) -> dict:
+    """certify (deterministic: information posterior, whole-network draws; per-example draws; an optimised
+    posterior with a prior trained on the gathered prior set), activation Fisher, I_eff, tracker."""
+    out = {}
+    state = {k: v.detach().clone() for k, v in model.named_parameters()}
+    kw = dict(CERTIFY, prior_state=state)
+    c = weightinfo.certify(
+        model, posterior_data=data, bound_data=data, test_data=data, mc="standard", **kw
+    )
+    out["certify_standard"] = _certificate(c)
+    out["certify_record_bound_n"] = c.record["data"]["bound"]["n"]
+    c = weightinfo.certify(model, posterior_data=data, bound_data=data, mc="per_example", **kw)
+    out["certify_per_example"] = _certificate(c)
+    # The optimised posterior is trained in float32 (posterior_fit): a float32 copy of the problem.
+    net, data32 = copy.deepcopy(model).float(), (data[0].float(), data[1])
+    c = weightinfo.certify(
+        net, prior_data=data32, posterior_data=data32, bound_data=data32, posterior="optimize",
+        search="pinned", prior_scale=0.5, mc="standard", mc_samples=10, prior_epochs=2,
+        posterior_epochs=2, batch_size=4, seed=4,
+    )  # fmt: skip
+    out["certify_optimize"] = _certificate(c)
+    out["certify_optimize_prior_hash"] = c.record["weights"]["prior_mean"]
+    var = {k: torch.full_like(v, 1e-3) for k, v in model.named_parameters()}
+    a = weightinfo.activation_fisher(
+        model, data, var, "brightness", batch_size=BATCH, method="exact", progress=False
+    )
+    out["activation_fisher"] = (
+        a.mean_term, a.covariance_term, a.mean_term_stderr, a.covariance_term_stderr, a.stderr,
+        a.n_samples,
+    )  # fmt: skip
+    var = {
+        k: torch.full_like(v, 0.3) for k, v in model.named_parameters()
+    }  # overlapping components
+    e = weightinfo.effective_information(
+        model, data, var, estimator="gaussian", samples=8, seed=2, batch_size=BATCH
+    )
+    out["effective_information"] = (e.per_layer, e.stderr, e.n)
+    e = weightinfo.effective_information(
+        model, data, var, estimator="mc", samples=16, seed=2, batch_size=BATCH
+    )
+    out["effective_information_mc"] = (e.per_layer, e.stderr, e.n)
+    from weightinfo.dynamics import Tracker
+
+    path = os.environ.get("WEIGHTINFO_TEST_TRACK")
+    tr = Tracker(
+        data, quantities=("trace", "layer_trace", "loss", "accuracy", "gradient_noise"),
+        test_data=data, stderr_groups=3, eval_batch_size=BATCH, path=path,
+    )  # fmt: skip
+    rec = tr.step(model, step=1)
+    out["tracker"] = {k: v for k, v in rec.items() if k != "time"}
     return out
 
 
@@ -93,6 +162,7 @@ def worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
     )
     try:
+        os.environ["WEIGHTINFO_TEST_TRACK"] = os.path.join(out_dir, "track.jsonl")
         model, X, Y = problem()
         lo, hi = (0, SPLIT) if rank == 0 else (SPLIT, N)
         out = compute(model, (X[lo:hi], Y[lo:hi]))

@@ -33,8 +33,13 @@ def results(tmp_path_factory):
         W.worker, args=(2, str(tmp / "init"), str(tmp)), nprocs=2, join=True
     )
     ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    # the tracker's JSONL: rank 0 alone wrote it (one record), the single process writes its own
+    lines = (tmp / "track.jsonl").read_text().splitlines()
+    ranks[0]["tracker_lines"] = ranks[1]["tracker_lines"] = len(lines)
+    os.environ["WEIGHTINFO_TEST_TRACK"] = str(tmp / "single.jsonl")
     model, X, Y = W.problem()
     single = W.compute(model, (X, Y))
+    single["tracker_lines"] = 1
     return ranks[0], ranks[1], single
 
 
@@ -84,6 +89,8 @@ DETERMINISTIC = [
     "fisher_diag_empirical", "fisher_diag_empirical_n", "fisher_diag_mc_n", "fisher_kfac",
     "fisher_full", "ggn_full", "hessian_diag", "hessian_diag_n", "ggn_v", "hutchinson_trace",
     "info_fisher", "info_variational_n",
+    "certify_standard", "certify_record_bound_n", "certify_optimize_prior_hash", "activation_fisher",
+    "effective_information", "tracker", "tracker_lines",
 ]  # fmt: skip
 
 
@@ -164,3 +171,72 @@ def test_cli_fisher_under_torchrun(tmp_path):
     b = json.loads((tmp_path / "one.json").read_text())
     assert a["fisher"]["n_samples"] == b["fisher"]["n_samples"] == 60
     assert a["fisher"]["trace"] == pytest.approx(b["fisher"]["trace"], rel=1e-5)
+
+
+def test_certify_per_example_within_its_error(results):
+    """Per-example draws come from one stream per rank: L̂ is another draw over the same m·n = 220 terms, the
+    bound's n and m are the global ones, and the KL (deterministic) is the single-process one."""
+    r0, _, single = results
+    emp, ref = r0["certify_per_example"][1], single["certify_per_example"][1]
+    m, n = single["certify_per_example"][5], single["certify_per_example"][4]
+    assert r0["certify_per_example"][3:6] == pytest.approx(
+        single["certify_per_example"][3:6], 1e-10
+    )
+    assert (m, n) == (20, W.N)
+    # two independent means of m·n Bernoulli terms: |difference| ≤ 4 · √(2 p(1−p)/(m·n))
+    assert abs(emp - ref) <= 4 * math.sqrt(2 * 0.25 / (m * n))
+
+
+def test_certify_optimized_posterior(results):
+    """Optimised posterior: the prior mean is trained on the gathered prior set (the same w0, by hash), the
+    posterior's gradients are reduced (another draw of the optimisation), the bound uses the global n."""
+    r0, _, single = results
+    a, b = r0["certify_optimize"], single["certify_optimize"]
+    assert a[4:6] == b[4:6] == (W.N, 10)
+    assert 0.0 <= a[1] <= 1.0 and math.isfinite(a[3]) and a[0] <= 1.0
+    assert abs(a[3] - b[3]) <= 0.5 * abs(b[3]) + 0.05  # KL of two short fits from the same start
+
+
+def test_effective_information_mc_within_its_error(results):
+    r0, _, single = results
+    (a, sa, n), (b, sb, _) = r0["effective_information_mc"], single["effective_information_mc"]
+    assert n == W.N
+    assert abs(a["output"] - b["output"]) <= 4 * math.hypot(sa["output"], sb["output"]) + 0.05
+
+
+@pytest.mark.slow
+def test_cli_certify_under_torchrun(tmp_path):
+    """``torchrun --nproc-per-node 2 -m weightinfo certify`` on digits with deterministic settings (information
+    posterior at the initial weights, whole-network draws): only rank 0 writes, and the bound equals the
+    single-process one. About 35 s on 2 cores (two launches of the CLI): ``-m slow``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    args = ["certify", "--dataset", "digits", "--prior", "init", "--posterior", "information",
+            "--prior-scale", "0.1", "--beta", "0.1", "--mc", "standard", "--mc-samples", "10",
+            "--test-fraction", "0.2", "--quiet"]  # fmt: skip
+    out2 = tmp_path / "two"
+    out2.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--standalone", "-m", "weightinfo", *args, "--out", str(out2 / "c")],
+        cwd=out2, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in out2.iterdir()) == ["c"]
+    assert sorted(p.name for p in (out2 / "c").iterdir()) == ["certificate.json", "certificate.png"]
+    single = subprocess.run(
+        [sys.executable, "-m", "weightinfo", *args, "--out", str(tmp_path / "one")],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    import json
+
+    a = json.loads((out2 / "c" / "certificate.json").read_text())
+    b = json.loads((tmp_path / "one" / "certificate.json").read_text())
+    assert a["n_bound"] == b["n_bound"] and a["m"] == b["m"] and a["k_union"] == b["k_union"]
+    assert a["record"]["data"]["bound"]["shards"] == [
+        b["n_bound"] // 2,
+        b["n_bound"] - b["n_bound"] // 2,
+    ]
+    for key in ("risk_bound", "empirical_risk", "kl_nats", "test_error", "mean_test_error"):
+        assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key

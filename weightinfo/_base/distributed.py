@@ -32,6 +32,8 @@ import torch
 
 __all__ = [
     "active",
+    "all_gather_objects",
+    "all_gather_rows",
     "all_reduce_max",
     "all_reduce_sum",
     "barrier",
@@ -39,6 +41,7 @@ __all__ = [
     "is_main",
     "main_only",
     "rank",
+    "rank_generator",
     "rank_seed",
     "reduce_sums",
     "shard_bounds",
@@ -185,6 +188,44 @@ def rank_seed(seed: int, group=None) -> int:
         return int(seed)
     digest = hashlib.sha256(f"{int(seed)}/rank{r}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def rank_generator(gen: torch.Generator, group=None) -> torch.Generator:
+    """A generator for draws that must be independent across ranks, taken from a **shared** ``gen``.
+
+    Without a group (or with one rank) ``gen`` itself, so single-process draws are unchanged. Under a group
+    every rank draws one 62-bit integer s from ``gen`` (so ``gen`` advances identically on every rank and stays
+    usable for shared draws afterwards) and returns a new generator seeded with :func:`rank_seed` (s) — s on
+    rank 0, a derived seed on the others (collective in the sense that every rank must call it)."""
+    if not _reducing(group):
+        return gen
+    s = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item())
+    return torch.Generator(device=gen.device).manual_seed(rank_seed(s, group))
+
+
+def all_gather_rows(t: torch.Tensor, group=None) -> torch.Tensor:
+    """The ranks' tensors concatenated along dim 0, in rank order (collective; shards may differ in length).
+
+    For data that one computation needs whole (a small prior set trained identically on every rank); ``t``
+    itself without a group."""
+    if not _reducing(group):
+        return t
+    counts = shard_counts(int(t.shape[0]), group)
+    most = max(counts)
+    pad = torch.zeros((most, *t.shape[1:]), dtype=t.dtype, device=t.device)
+    pad[: t.shape[0]] = t
+    parts = [torch.empty_like(pad) for _ in counts]
+    torch.distributed.all_gather(parts, pad.contiguous(), group=group)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+
+def all_gather_objects(obj, group=None) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` (picklable objects; collective); ``[obj]`` without a group."""
+    if not _reducing(group):
+        return [obj]
+    out = [None] * world_size(group)
+    torch.distributed.all_gather_object(out, obj, group=group)
+    return out
 
 
 def shard_bounds(n: int, group=None) -> tuple[int, int]:

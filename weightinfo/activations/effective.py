@@ -36,6 +36,14 @@ A singular Σ_z (dim z above the rank of J Σ Jᵀ, e.g. a conv layer with more 
 without a density: the components are then mutually singular and I is degenerate. This raises a ``ValueError``;
 ``activation_variance`` = ν > 0 adds independent noise ε ∼ N(0, ν I) to z and measures I(X; Z + ε), a **lower
 bound** on I(X; Z) by data processing that rises to it as ν → 0 (ν in squared activation units).
+
+Distributed (``weightinfo._base.distributed``): under an initialised process group each rank passes its own
+shard of the inputs; X is uniform over the union (N = Σ_ranks N_r). Each rank computes its inputs' components
+(the Jacobians: the costly part), the components are gathered (every rank holds the whole mixture, N · dim z²
+numbers) and each rank evaluates the terms of its own inputs against all N; the sums are all-reduced.
+``"gaussian"`` draws z for every component in order from ``seed`` (each rank evaluates its own), so it equals
+the single-process value up to summation order; ``"brunel-nadal"`` is deterministic; ``"mc"`` draws its weights
+per rank (``rank_generator``): another draw, within its ``stderr``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._base import distributed as dist
 from .._base.batches import iter_batches
 from .._base.checks import check_choice, check_int, check_positive
 from ._gaussian import reaching
@@ -192,6 +201,11 @@ def effective_information(
             k: reaching(ch, x, f"effective_information, layer {k!r}") for k, ch in channels.items()
         }
 
+    n, rows = len(x), None
+    if dist.world_size() > 1:  # this rank's components lo … hi − 1 of the N over all ranks
+        counts = dist.shard_counts(len(x))
+        n, lo = sum(counts), sum(counts[: dist.rank()])
+        rows = (lo, lo + len(x))
     out, err, dims, draws = {}, {}, {}, {}
     disable = None if progress is None else not progress
     with tqdm(total=len(x) * len(names), desc="I_eff", disable=disable, leave=False) as bar:
@@ -208,20 +222,21 @@ def effective_information(
                     continue
                 if resolved == "gaussian":
                     mix = _linearised(ch, x, nu, batch_size, key)
-                    terms = mixture_terms(mix, s, gen, bar=bar)
+                    terms = mixture_terms(mix, s, gen, bar=bar, rows=rows)
                 else:
-                    mix, z = _moment_matched(ch, x, nu, s, gen, batch_size, key)
-                    terms = mixture_terms(mix, z=z, bar=bar)
+                    g = dist.rank_generator(gen)  # draws of the weights per rank
+                    mix, z = _moment_matched(ch, x, nu, s, g, batch_size, key)
+                    terms = mixture_terms(mix, z=z, bar=bar, rows=rows)
             except SingularCovarianceError as e:
                 raise ValueError(f"{e}. {_singular_hint(ch, x, d, resolved, s)}") from None
-            out[key], err[key] = stratified_mean(terms)
+            out[key], err[key] = _stratified(terms, n)
     return EffectiveInformation(
         per_layer=out,
         stderr=err,
         estimator={k: resolved for k in names},
         dims=dims,
         samples=draws,
-        n=len(x),
+        n=n,
         seed=seed,
         activation_variance=nu,
         input_entropy=input_entropy,
@@ -260,6 +275,16 @@ def _inputs(data, device, dtype) -> torch.Tensor:
         data = (data, torch.zeros(data.shape[0] if data.ndim else 0))
     x = torch.cat([x for x, _ in iter_batches(data, batch_size=1024)])
     return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+
+
+def _stratified(terms: torch.Tensor, n: int) -> tuple[float, float]:
+    """:func:`~.mixture.stratified_mean` of the terms (N, S); under a process group each rank holds its
+    components' rows and the sums are reduced (the union's N)."""
+    if dist.world_size() == 1:
+        return stratified_mean(terms)
+    s = terms.shape[1]
+    red = dist.reduce_sums({"t": terms.sum(), "v": terms.var(dim=1, unbiased=True).sum()})
+    return float(red["t"]) / (n * s), math.sqrt(float(red["v"]) / s) / n
 
 
 def _default_samples(estimator: str, d: int) -> int:
@@ -301,7 +326,14 @@ def _linearised(ch: Channel, x, nu, batch_size, key) -> GaussianMixture:
         covs.append(ch.covariances(xb))
     cov = torch.cat(covs) + _eye(mus[0].shape[1], nu, x.device)
     what = f"layer {key!r}: Σ_z(x)" + (" + νI" if nu else "")
-    return GaussianMixture.from_covariances(torch.cat(mus), cov, what)
+    return _mixture(torch.cat(mus), cov, what)
+
+
+def _mixture(mus: torch.Tensor, cov: torch.Tensor, what: str) -> GaussianMixture:
+    """The mixture of the components; under a process group those of every rank, in rank order (gathered)."""
+    if dist.world_size() > 1:
+        mus, cov = dist.all_gather_rows(mus), dist.all_gather_rows(cov)
+    return GaussianMixture.from_covariances(mus, cov, what)
 
 
 def _moment_matched(ch: Channel, x, nu, s, gen, batch_size, key):
@@ -324,7 +356,7 @@ def _moment_matched(ch: Channel, x, nu, s, gen, batch_size, key):
     what = f"layer {key!r}: the covariance of z fitted to {s} weight draws" + (
         " + νI" if nu else ""
     )
-    return GaussianMixture.from_covariances(torch.cat(mus), cov, what), torch.cat(zs)
+    return _mixture(torch.cat(mus), cov, what), torch.cat(zs)
 
 
 def _brunel_nadal(ch: Channel, x, nu, batch_size, h, key, bar) -> tuple[float, float]:
@@ -357,5 +389,10 @@ def _brunel_nadal(ch: Channel, x, nu, batch_size, h, key, bar) -> tuple[float, f
         terms.append(h - 0.5 * (dx * math.log(2 * math.pi * math.e) - logdet))
         bar.update(len(xb))
     t = torch.cat(terms)
+    if dist.world_size() > 1:  # two passes over the union: the global mean, then Σ (t − mean)²
+        red = dist.reduce_sums({"t": t.sum(), "n": len(t)})
+        n, mean = red["n"], float(red["t"]) / red["n"]
+        sq = float(dist.all_reduce_sum(((t - mean) ** 2).sum()))
+        return mean, (math.sqrt(sq / (n - 1)) / math.sqrt(n) if n > 1 else float("nan"))
     se = float(t.std(unbiased=True)) / math.sqrt(len(t)) if len(t) > 1 else float("nan")
     return float(t.mean()), se

@@ -39,6 +39,11 @@ solver needs the same Jacobians, so it does not lower this memory.
 Architectures: any ``nn.Module`` in eval mode (see :mod:`.channel`: eval BatchNorm, in-place ops after the layer,
 attention with its fused fast path switched off); ReLU layers have units that are exactly 0 with zero Jacobian
 rows, so Σ_z is singular there and the pseudo-inverse (jitter = 0) or a jitter is what makes the Fisher finite.
+
+Distributed (``weightinfo._base.distributed``): under an initialised process group each rank passes its own
+shard of ``data``; :func:`activation_fisher`'s means, standard errors and ``n_samples`` are over the union
+(sums and counts all-reduced in float64, the same on every rank), while ``per_sample`` keeps this rank's
+samples. :func:`input_fisher` returns per-sample values and is not reduced (each rank has its shard's).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._base import distributed as dist
 from .._base.batches import count_batches, iter_batches
 from .._base.checks import check_choice, check_int, check_positive
 from .._base.progress import progress_enabled
@@ -81,6 +87,27 @@ def _stderr(v: torch.Tensor) -> float:
     return float(v.std(unbiased=True) / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
 
 
+def _union_moments(groups: dict[str, dict[str, torch.Tensor]]):
+    """Means, stderrs and N of per-sample vectors over the union of the ranks' shards (collective, float64).
+
+    Two passes, as one process computes them: Σ v and n are reduced for the global mean, then Σ (v − mean)²
+    for the unbiased variance, so the result equals the single-process one up to summation order."""
+    flat = {f"{g}/{k}": v.double() for g, d in groups.items() for k, v in d.items()}
+    red = dist.reduce_sums(
+        {**{k: v.sum() for k, v in flat.items()}, "\0n": len(next(iter(flat.values())))}
+    )
+    n = red.pop("\0n")
+    means = {k: float(v) / n for k, v in red.items()}
+    sq = dist.reduce_sums({k: ((v - means[k]) ** 2).sum() for k, v in flat.items()})
+    mean_of = {g: {} for g in groups}
+    stderr_of = {g: {} for g in groups}
+    for key, m in means.items():
+        g, k = key.split("/", 1)
+        mean_of[g][k] = m
+        stderr_of[g][k] = math.sqrt(float(sq[key]) / (n - 1) / n) if n > 1 else float("nan")
+    return mean_of, stderr_of, n
+
+
 def _nan_none(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -94,7 +121,7 @@ class ActivationFisher:
     nuisance : its name. mean_term, covariance_term : ``{layer: value}`` (key ``"output"`` for the model's
         output), E_x[μ̇ᵀ Σ_z⁻¹ μ̇] and E_x[½ tr(Σ_z⁻¹ Σ̇ Σ_z⁻¹ Σ̇)], nats per unit θ² per sample.
     per_layer : their sum. stderr, mean_term_stderr, covariance_term_stderr : standard errors over samples.
-    per_sample : the per-sample total per layer (float64 tensors). method : solver per layer. dim : units per
+    per_sample : the per-sample total per layer (float64 tensors; this rank's shard under a process group). method : solver per layer. dim : units per
     layer. n_noisy : noisy weights k. jitter : ε (0: pseudo-inverse on the range of Σ_z).
     """
 
@@ -313,17 +340,25 @@ def activation_fisher(
     mt = {k: torch.cat(v) for k, v in mean_terms.items()}
     ct = {k: torch.cat(v) for k, v in cov_terms.items()}
     tot = {k: mt[k] + ct[k] for k in chans}
+    if dist.world_size() > 1:  # the union's means and stderrs over the global N (module docstring)
+        mean_of, stderr_of, n_samples = _union_moments({"m": mt, "c": ct, "t": tot})
+    else:
+        mean_of = {g: {k: float(v.mean()) for k, v in d.items()} for g, d in (("m", mt), ("c", ct))}
+        stderr_of = {
+            g: {k: _stderr(v) for k, v in d.items()} for g, d in (("m", mt), ("c", ct), ("t", tot))
+        }
+        n_samples = int(next(iter(tot.values())).numel())
     return ActivationFisher(
         nuisance=name,
-        mean_term={k: float(v.mean()) for k, v in mt.items()},
-        covariance_term={k: float(v.mean()) for k, v in ct.items()},
-        mean_term_stderr={k: _stderr(v) for k, v in mt.items()},
-        covariance_term_stderr={k: _stderr(v) for k, v in ct.items()},
-        stderr={k: _stderr(v) for k, v in tot.items()},
+        mean_term=mean_of["m"],
+        covariance_term=mean_of["c"],
+        mean_term_stderr=stderr_of["m"],
+        covariance_term_stderr=stderr_of["c"],
+        stderr=stderr_of["t"],
         method=used,
         dim=dims,
         n_noisy=n_noisy,
-        n_samples=int(next(iter(tot.values())).numel()),
+        n_samples=n_samples,
         jitter=jitter,
         per_sample=tot,
     )

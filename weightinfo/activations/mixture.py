@@ -135,19 +135,40 @@ def mixture_terms(
     *,
     z: torch.Tensor | None = None,
     bar=None,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The terms of :func:`information_terms` for every component: shape (N, S).
 
     z is drawn from the mixture's own components (``draws`` each, from ``gen``), or given: ``z`` (N, S, d),
     row i drawn for component i.
+
+    ``rows`` = (lo, hi): only the components lo … hi − 1 (shape (hi − lo, S)); drawn z are still drawn for every
+    component in order, so the rows get the draws a call on all components gives them; a given ``z`` then holds
+    the rows lo … hi − 1 only.
     """
     n = mix.n
     s = int(draws) if z is None else int(z.shape[1])
     step = max(1, _CHUNK_ELEMENTS // max(1, s * n))
+    lo, hi = (0, n) if rows is None else rows
     out = []
     for a in range(0, n, step):
-        idx = torch.arange(a, min(n, a + step), device=mix.means.device)
-        zc = mix.sample(idx, s, gen) if z is None else z[a : a + step].double()
+        b = min(n, a + step)
+        if z is not None and (b <= lo or a >= hi):
+            continue
+        if z is not None:
+            a, b = max(a, lo), min(b, hi)
+            idx = torch.arange(a, b, device=mix.means.device)
+            zc = z[a - lo : b - lo].double()
+        else:
+            idx = torch.arange(a, b, device=mix.means.device)
+            zc = mix.sample(idx, s, gen)
+            if (
+                rows is not None
+            ):  # every chunk's draws are made (gen in step), only ``rows`` evaluated
+                keep = (idx >= lo) & (idx < hi)
+                if not bool(keep.any()):
+                    continue
+                idx, zc = idx[keep], zc[keep]
         out.append(information_terms(mix, zc, idx))
         if bar is not None:
             bar.update(len(idx))

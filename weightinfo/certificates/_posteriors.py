@@ -12,6 +12,7 @@ import copy
 
 import torch
 
+from .._base import distributed as dist
 from . import posterior_fit as pf
 from .selection import Candidate, posterior_epochs_for
 
@@ -92,6 +93,7 @@ def candidate_posteriors(
         if c.posterior == "information":
             betas_of.setdefault((c.init, c.prior_scale), []).append(c.beta)
     info = _Information(model, data, w0, betas_of, fit["seed"], fisher_data)
+    n_data = dist.global_count(data[0].shape[0])  # the union of the ranks' shards
     for c in candidates:
         if c.posterior == "information":
             yield (c, *info(c.init, c.prior_scale, c.beta))
@@ -99,7 +101,7 @@ def candidate_posteriors(
         kw = dict(fit)
         if c.lr is not None:
             kw["lr"] = c.lr
-        kw["epochs"] = posterior_epochs_for(data[0].shape[0]) if c.epochs is None else c.epochs
+        kw["epochs"] = posterior_epochs_for(n_data) if c.epochs is None else c.epochs
         start = w0 if c.init == "prior" else pf.param_means(model)
         lo_hi = lam_range or (c.prior_scale, c.prior_scale)
         mean, var = pf.fit_posterior(

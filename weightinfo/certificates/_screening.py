@@ -4,19 +4,24 @@ and the bound at the estimate's upper confidence limit; also the test errors rep
 Each candidate is screened with its own independent stream of draws (:func:`stream`); the chosen one is then
 re-estimated with fresh draws, so the Monte Carlo step keeps its full δ′ (reusing the draws that picked the
 minimum would bias û low).
+
+Distributed (``weightinfo._base.distributed``): each rank holds its shard of the bound set (and of the test
+set); n is the global count, the risks are reduced over the ranks (:mod:`.risk`), so the screening, the
+choice and the bound are the same on every rank; K and δ_K do not change.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import bounds
+from .._base import distributed as dist
 from . import posterior_fit as pf
 from . import risk as R
 from ._posteriors import kl_to_prior
@@ -36,17 +41,20 @@ def stream(*key: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class BoundSet:
-    """The bound set S (n examples) and the confidences the certificate is issued at (δ_K, δ′)."""
+    """The bound set S (n examples) and the confidences the certificate is issued at (δ_K, δ′).
+
+    Under a process group ``x``, ``y`` are this rank's shard and ``n`` the size of the union (collective
+    at construction)."""
 
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
     delta_k: float
     mc: MonteCarloOptions
+    n: int = field(init=False)
 
-    @property
-    def n(self) -> int:
-        return int(self.x.shape[0])
+    def __post_init__(self):
+        object.__setattr__(self, "n", dist.global_count(int(self.x.shape[0])))
 
     def gibbs_risk(self, mean, var, m: int, gen: torch.Generator) -> float:
         """L̂: the MC estimate of Q's empirical 0-1 risk on S from ``m`` draws (or repetitions)."""
@@ -132,12 +140,13 @@ def test_errors(model, test_data, mean, var, mc: MonteCarloOptions, seed: int):
     xt, yt = test_data
     std = {k: v.sqrt() for k, v in var.items()}
     gen = torch.Generator().manual_seed(int(seed) + 7)
+    n_test = dist.global_count(len(yt))  # the union of the ranks' test shards
     if mc.estimator == "per_example":
-        m = int(mc.samples) if mc.samples is not None else mc_repetitions_for(len(yt), 1e5)
+        m = int(mc.samples) if mc.samples is not None else mc_repetitions_for(n_test, 1e5)
         gibbs = R.gibbs_error_per_example(model, xt, yt, mean, var, m, gen)[0]
     else:
         gibbs = float(
-            R.gibbs_errors_standard(model, xt, yt, mean, std, mc.draws(len(yt)), gen).mean()
+            R.gibbs_errors_standard(model, xt, yt, mean, std, mc.draws(n_test), gen).mean()
         )
     return (
         gibbs,

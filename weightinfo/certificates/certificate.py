@@ -14,6 +14,17 @@ screened with ``mc_screen`` draws and the best is then certified with **fresh** 
 its full δ′ (reusing the draws that picked the minimum would bias û low; :mod:`._screening`).
 
 The options are grouped in :mod:`weightinfo.certificates.options`.
+
+Distributed (``weightinfo._base.distributed``): under an initialised process group each rank passes its own
+shard of ``posterior_data``, ``bound_data``, ``test_data`` and ``prior_data`` (or of ``data``, which each rank
+then splits with the same seed). The bound set's n is the global count and the Monte Carlo risks are reduced
+over the ranks (:mod:`.risk`: whole-network draws shared by seed, per-example draws per rank), so the
+screening, the choice, m and the bound are identical on every rank; K and δ_K are unchanged. The optimised
+posteriors reduce their data term's gradient every step (:mod:`.posterior_fit`); the information posterior's
+Fisher is reduced (its subset of :data:`~.selection.FISHER_EXAMPLES` is split in proportion to the shards);
+the prior set is gathered and the prior mean trained identically on every rank (the same w0 as one process,
+no speed-up there). The record hashes each sharded set as the union of the shards (total n, a hash of the
+shards' hashes).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import torch
 from torch import nn
 
 from .. import bounds
+from .._base import distributed as dist
 from .._base.checks import check_choice, check_finite_tensor, check_model
 from .._base.deprecation import renamed_kwargs
 from ..bounds.two_step import total_confidence
@@ -332,6 +344,8 @@ def certify(
     xb, yb = checked_data(model, bound_data, "bound_data")
     xq, yq = checked_data(model, posterior_data, "posterior_data")
     prior_xy = checked_data(model, prior_data, "prior_data") if p.trains else None
+    if prior_xy is not None and dist.world_size() > 1:  # the whole prior set on every rank (one w0)
+        prior_xy = tuple(dist.all_gather_rows(t) for t in prior_xy)
     test = None if test_data is None else checked_data(model, test_data, "test_data")
 
     say = Clock(log)
@@ -424,14 +438,25 @@ def certify(
                 k_union=k_union,
                 search=[c.to_dict() for c in cands],
             ),
+            sharded=("posterior", "bound", "test"),
         ),
     )
 
 
 def _fisher_subset(x, y, seed: int):
-    """At most :data:`FISHER_EXAMPLES` posterior-set examples (seeded) for the information posterior's Fisher."""
-    if x.shape[0] <= FISHER_EXAMPLES:
+    """At most :data:`FISHER_EXAMPLES` posterior-set examples (seeded) for the information posterior's Fisher.
+
+    Under a process group (collective): at most that many over all ranks, each rank taking its share in
+    proportion to its shard (own seed per rank)."""
+    k, seed = FISHER_EXAMPLES, int(seed) + 29
+    if dist.world_size() > 1:
+        from ..iw._subsample import _local_share
+
+        if dist.global_count(x.shape[0]) <= k:
+            return x, y
+        k, seed = _local_share(k, x.shape[0]), dist.rank_seed(seed)
+    if x.shape[0] <= k:
         return x, y
-    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(seed) + 29))
-    idx = idx[:FISHER_EXAMPLES]
+    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    idx = idx[:k]
     return x[idx], y[idx]

@@ -11,6 +11,16 @@
   parameters one weight draw per batch. Options for the Dziugaite & Roy (2017, UAI) recipe:
   σ initialised at a multiple of |μ_init| (``sigma_init="abs_w"``), and the prior scale λ set at every step
   to its closed-form optimum (``learn_prior_scale``; the caller then rounds it onto a grid it pays for).
+
+Distributed (``weightinfo._base.distributed``): :func:`fit_posterior` under a process group takes this rank's
+shard of the posterior data. Every step each rank draws a minibatch of ⌈batch_size / W⌉ rows of its shard
+(its own permutation and its own local-reparameterisation noise, :func:`~weightinfo._base.distributed.rank_seed`),
+the surrogate sums and batch sizes are all-reduced into the union's batch loss L̂, the objective is evaluated at
+L̂ (its ∂f/∂L̂ identical on every rank), and the data term's gradient ∂f/∂L̂ · Σ_r ∇(Σ ℓ)_r / B is all-reduced
+(float64) and added to the KL term's gradient; an epoch lasts until every shard is spent. (μ, ρ) stay identical
+on every rank. This is another draw of the same stochastic optimisation as one process on all the data (other
+batches and noise), not the same numbers. :func:`train_prior_mean` is not distributed: ``certify`` gathers the
+prior set and trains the same prior on every rank.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._base import distributed as dist
 from .._base.checks import check_momentum
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
 from .risk import P_MIN, bounded_ce
@@ -278,6 +289,20 @@ def fit_posterior(
     prior_var = float(prior_scale) ** 2
     n = x.shape[0]
     model.eval()
+    if dist.active() and dist.world_size() > 1:
+        noise = torch.Generator().manual_seed(dist.rank_seed(int(seed) + 1))
+        kw = dict(p_min=p_min, surrogate=surrogate, learn=learn_prior_scale)
+        kw.update(prior_scale_range=prior_scale_range, objective_name=objective_name)
+        for epoch in range(int(epochs)):
+            if lr_drop_epoch is not None and epoch == int(lr_drop_epoch):
+                for g in opt.param_groups:
+                    g["lr"] = lr * lr_drop_factor
+            prior_var = _epoch_distributed(
+                model, x, y, mu, rho, opt, gen, noise, modules, prior_mean, prior_var,
+                n_bound, delta, batch_size, **kw,
+            )  # fmt: skip
+        mean = {k: v.detach() for k, v in mu.items()}
+        return mean, {k: torch.exp(2 * r.detach()) for k, r in rho.items()}
     for epoch in range(int(epochs)):
         if lr_drop_epoch is not None and epoch == int(lr_drop_epoch):
             for g in opt.param_groups:
@@ -302,3 +327,44 @@ def fit_posterior(
     mean = {k: v.detach() for k, v in mu.items()}
     var = {k: torch.exp(2 * r.detach()) for k, r in rho.items()}
     return mean, var
+
+
+def _epoch_distributed(
+    model, x, y, mu, rho, opt, gen, noise, modules, prior_mean, prior_var, n_bound, delta,
+    batch_size, *, p_min, surrogate, learn, prior_scale_range, objective_name,
+) -> float:  # fmt: skip
+    """One epoch of :func:`fit_posterior` under a process group (module docstring); returns λ²."""
+    params = [*mu.values(), *rho.values()]
+    local = -(-int(batch_size) // dist.world_size())
+    perm = torch.randperm(x.shape[0], generator=gen)
+    steps = dist.all_reduce_max(-(-x.shape[0] // local))
+    for step in range(steps):
+        idx = perm[step * local : (step + 1) * local]
+        var = {k: torch.exp(2 * r) for k, r in rho.items()}
+        total = None
+        if len(idx):
+            z = local_reparam_forward(model, x[idx], mu, var, noise, modules=modules)
+            total = surrogate_loss(surrogate, z, y[idx], p_min) * len(idx)
+        red = dist.reduce_sums({"s": 0.0 if total is None else float(total), "b": len(idx)})
+        if learn:
+            with torch.no_grad():
+                lam = optimal_prior_scale(mu, var, prior_mean)
+                if prior_scale_range is not None:
+                    lam = min(max(lam, prior_scale_range[0]), prior_scale_range[1])
+                prior_var = lam**2
+        kl = kl_gaussian(mu, var, prior_mean, prior_var)
+        loss = torch.tensor(red["s"] / red["b"], dtype=kl.dtype, requires_grad=True)
+        f = objective(objective_name, loss, kl, n_bound, delta)
+        opt.zero_grad()
+        f.backward(retain_graph=True)  # the KL term's gradient, and ∂f/∂L̂ in loss.grad
+        if total is None:
+            grads = [torch.zeros_like(p) for p in params]
+        else:
+            coef = float(loss.grad) / red["b"]
+            grads = torch.autograd.grad(total * coef, params, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        red = dist.reduce_sums({str(i): g for i, g in enumerate(grads)})
+        for i, p in enumerate(params):
+            p.grad = p.grad + red[str(i)].to(p.dtype)
+        opt.step()
+    return prior_var

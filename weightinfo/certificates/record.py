@@ -54,18 +54,35 @@ def _state_hash(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def _data(xy) -> dict | None:
+def _data(xy, sharded: bool = False) -> dict | None:
     if xy is None:
-        return None
+        return _sharded(None) if sharded else None
     x, y = xy
-    return {"n": int(x.shape[0]), "hash": content_hash(x, y)}
+    out = {"n": int(x.shape[0]), "hash": content_hash(x, y)}
+    return _sharded(out) if sharded else out
 
 
-def _indices(idx) -> dict | None:
+def _indices(idx, sharded: bool = False) -> dict | None:
     if idx is None:
-        return None
+        return _sharded(None) if sharded else None
     t = torch.as_tensor(idx).to(torch.int64)
-    return {"n": int(t.numel()), "hash": content_hash(t)}
+    out = {"n": int(t.numel()), "hash": content_hash(t)}
+    return _sharded(out) if sharded else out
+
+
+def _sharded(entry: dict | None) -> dict | None:
+    """Under a process group (collective): the union of the ranks' shards, n the total, the hash the SHA-256 of
+    the shards' hashes in rank order, ``shards`` their sizes; ``entry`` itself without one."""
+    from .._base import distributed as dist
+
+    if not (dist.active() and dist.world_size() > 1):
+        return entry
+    parts = dist.all_gather_objects(entry)
+    if all(p is None for p in parts):
+        return None
+    parts = [p or {"n": 0, "hash": ""} for p in parts]
+    joined = hashlib.sha256(";".join(p["hash"] for p in parts).encode()).hexdigest()[:16]
+    return {"n": sum(p["n"] for p in parts), "hash": joined, "shards": [p["n"] for p in parts]}
 
 
 def options_record(prior, posterior, mc, **other) -> dict:
@@ -88,16 +105,20 @@ def options_record(prior, posterior, mc, **other) -> dict:
 
 
 def certificate_record(
-    model, data: Mapping, indices: Mapping, w0, mean, var, options: Mapping
+    model, data: Mapping, indices: Mapping, w0, mean, var, options: Mapping, sharded=()
 ) -> dict:
     """The provenance of a certificate: data and index hashes, architecture, weight hashes, options, versions.
 
     ``data`` maps "prior", "posterior", "bound", "test" to ``(X, Y)`` tensors (or None), ``indices`` "prior" and
     "bound" to training-set indices (or None); ``w0`` is the prior mean, ``mean``/``var`` the posterior's.
+    ``sharded``: the names of ``data`` that are this rank's shard under a process group, recorded as the union
+    (total n, a hash of the shards' hashes, the shard sizes; collective); ``indices`` are always taken as
+    shards (the prior set itself is gathered by ``certify``).
     """
+    sharded = set(sharded)
     return {
-        "data": {k: _data(v) for k, v in data.items()},
-        "indices": {k: _indices(v) for k, v in indices.items()},
+        "data": {k: _data(v, k in sharded) for k, v in data.items()},
+        "indices": {k: _indices(v, True) for k, v in indices.items()},
         "model": {
             "class": type(model).__name__,
             "architecture": repr(model),

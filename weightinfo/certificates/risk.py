@@ -11,6 +11,14 @@
   draw per example (:mod:`._per_example`: vmap over examples, grouped convolutions). MLPs take the fast
   all-local path. Local reparameterisation on conv feature maps (per-activation noise) is not a weight draw
   and never enters this estimator (:func:`exact_local_modules` refuses it).
+
+Distributed (``weightinfo._base.distributed``): under an initialised process group each rank passes its own
+shard of the set; error counts and example counts are all-reduced, so every rank gets the rate on the union
+(global n). Whole-network draws w_j come from the shared ``gen`` (the same m networks on every rank: the
+result equals the single-process one up to summation order); per-example draws come from
+:func:`~weightinfo._base.distributed.rank_generator` (``gen`` advanced identically on every rank, then an
+independent stream per rank), so the m·n_global (example, repetition) terms stay independent with mean
+E_Q[ℓ_i] and the per-example bound kl⁻¹(L̂, ln(1/δ′)/(m·n_global)) stays valid.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .._base import devices
+from .._base import distributed as dist
 from .._base.batches import iter_batches
 from ..posterior.sampling import local_reparam_forward
 from ._per_example import local_cover, per_example_logits
@@ -99,8 +108,12 @@ def gibbs_errors_standard(model, x, y, mean, std, m: int, gen, *, chunk: int = 6
     errs = []
     for start in range(0, m, chunk):
         z = draw_logits(model, x, mean, std, min(chunk, m - start), gen, chunk=chunk)
-        errs.append(_errors(z, y.unsqueeze(0)).mean(dim=1))
-    return torch.cat(errs)
+        errs.append(_errors(z, y.unsqueeze(0)).sum(dim=1))
+    counts = torch.cat(errs)
+    if dist.active():  # the same m networks on every rank: Σ of the shards' error counts, global n
+        red = dist.reduce_sums({"errors": counts, "n": int(x.shape[0])})
+        return red["errors"] / red["n"]
+    return counts / x.shape[0]
 
 
 def exact_local_modules(model: nn.Module, x: torch.Tensor, names) -> list[str]:
@@ -125,7 +138,11 @@ def gibbs_error_per_example(
     Each (example, repetition) runs the network on an independent w ∼ Q = N(mean, diag var) (parameters not
     in ``var`` keep their value): by the exact local reparameterisation where every noisy parameter is in
     an ``nn.Linear`` on 2-D input (MLPs), otherwise with real per-example draws of the other noisy parameters
-    (:func:`._per_example.per_example_logits`). A deterministic function of ``gen``."""
+    (:func:`._per_example.per_example_logits`). A deterministic function of ``gen``.
+
+    Under a process group every rank draws from its own stream (``distributed.rank_generator``) and the sums
+    are reduced: the rate over the union and N = m·n_global."""
+    gen = dist.rank_generator(gen)
     modules, rest = local_cover(model, x, list(var))
     total, count = 0.0, 0
     for _ in range(int(m)):
@@ -141,13 +158,16 @@ def gibbs_error_per_example(
             z = local_reparam_forward(model, xb, mean, var, gen, modules=modules)
             total += float(_errors(z, yb).sum())
             count += xb.shape[0]
+    if dist.active():
+        red = dist.reduce_sums({"total": total, "count": count})
+        total, count = red["total"], red["count"]
     return total / count, count
 
 
 @torch.no_grad()
 def mean_network_error(model, x, y, mean) -> float:
-    """0-1 error of the posterior-mean network."""
-    return float(_errors(functional_call(model, dict(mean), (x,)), y).mean())
+    """0-1 error of the posterior-mean network (over the union of the ranks' shards under a process group)."""
+    return _rate(_errors(functional_call(model, dict(mean), (x,)), y))
 
 
 @torch.no_grad()
@@ -155,4 +175,12 @@ def majority_vote_error(model, x, y, mean, std, k: int, gen) -> float:
     """0-1 error of the majority vote of k networks w_j ∼ Q (ties: lowest class)."""
     z = draw_logits(model, x, mean, std, k, gen)
     votes = torch.nn.functional.one_hot(z.argmax(-1), z.shape[-1]).sum(0)
-    return float(_errors(votes.to(torch.float64), y).mean())
+    return _rate(_errors(votes.to(torch.float64), y))
+
+
+def _rate(errors: torch.Tensor) -> float:
+    """Mean of a 0/1 vector; under a process group Σ and n are reduced (the union's rate)."""
+    if dist.active():
+        red = dist.reduce_sums({"e": float(errors.sum()), "n": int(errors.numel())})
+        return red["e"] / red["n"]
+    return float(errors.mean())

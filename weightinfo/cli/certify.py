@@ -184,11 +184,11 @@ def certify_cmd(
     Fashion-MNIST, an MLP on 8x8 digits) at its seeded initial weights: certify trains the prior mean and
     the posteriors itself.
     """
+    from .._base import distributed as dist
     from .._base.checks import check_momentum
     from ..bounds.two_step import total_confidence
     from ..certificates import certify
     from ..models.compat import check_fits
-    from ..report import write_json_atomic
 
     quiet = quiet or STATE.quiet
     if verify is not None:
@@ -218,13 +218,20 @@ def certify_cmd(
         check_fits(ck.meta.get("architecture", {}), ds)
         pi, bi = ds.prior_bound_split(prior_fraction, seed)
         n_test = int(round(test_fraction * ds.n_test))
-        test = (ds.x_test[:n_test], ds.y_test[:n_test]) if n_test > 0 else None
         info(f"certifying {model_name} on {name}: prior set {len(pi)}, bound set {len(bi)}", quiet)
+        # Under torchrun every rank takes its contiguous share of each set (rank 0 alone writes).
+        pi, bi = _share(pi), _share(bi)
+        rows = _share(range(ds.n_train))
+        lo, hi = rows.start, rows.stop
+        test = None
+        if n_test > 0:
+            t = _share(range(n_test))
+            test = (ds.x_test[t.start : t.stop], ds.y_test[t.start : t.stop])
         extra = {} if prior_holdout is None else {"prior_holdout": prior_holdout}
         cert = certify(
             ck.model.eval(),
             prior_data=(ds.x_train[pi], ds.y_train[pi]),
-            posterior_data=(ds.x_train, ds.y_train),
+            posterior_data=(ds.x_train[lo:hi], ds.y_train[lo:hi]),
             bound_data=(ds.x_train[bi], ds.y_train[bi]),
             test_data=test,
             prior=prior,
@@ -247,21 +254,37 @@ def certify_cmd(
             **pinned,
             **extra,
         )
-        _report(cert, model_name)
-        record = dict(cert.to_dict(), made_by=made)
-        record["record"] = dict(
-            record["record"] or {},
+        # Under torchrun only rank 0 reports and writes (the others wait for it).
+        extra_record = dict(
             dataset=name,
             model_name=model_name,
             split={"seed": seed, "prior_fraction": prior_fraction, "test_fraction": test_fraction},
             checkpoint=None if checkpoint is None else str(checkpoint),
             command=command_line(ctx, env=True),
         )
-        with all_or_nothing(out) as stage:
-            write_json_atomic(stage / "certificate.json", record)
-            plot_terms(cert, stage / "certificate.png")
-        for name in ("certificate.json", "certificate.png"):
-            info(f"wrote {Path(out) / name}", quiet)
+        dist.main_only(_write, cert, model_name, made, extra_record, out, quiet)
+
+
+def _write(cert, model_name: str, made, extra_record: dict, out, quiet: bool) -> None:
+    """Report ``cert`` on stdout and write certificate.json/.png to ``out`` (rank 0 under torchrun)."""
+    from ..report import write_json_atomic
+
+    _report(cert, model_name)
+    record = dict(cert.to_dict(), made_by=made)
+    record["record"] = dict(record["record"] or {}, **extra_record)
+    with all_or_nothing(out) as stage:
+        write_json_atomic(stage / "certificate.json", record)
+        plot_terms(cert, stage / "certificate.png")
+    for name in ("certificate.json", "certificate.png"):
+        info(f"wrote {Path(out) / name}", quiet)
+
+
+def _share(rows):
+    """This rank's contiguous share of ``rows`` (all of them without a process group)."""
+    from .._base import distributed as dist
+
+    lo, hi = dist.shard_bounds(len(rows))
+    return rows[lo:hi]
 
 
 def _model_and_data(dataset, model, checkpoint, widths, epochs, seed, quiet):

@@ -38,6 +38,15 @@ the sampling error of the probe set (how much tr F would move with another probe
 the same way) and, for ``kind="mc"``, of the label draws; not any error of F itself. With G = N it is the
 per-sample std(t_i)/√N.
 
+**Distributed** (``weightinfo._base.distributed``): under an initialised process group each rank passes its
+own contiguous shard of ``probe_data`` (and of ``test_data``), in rank order. The sums (loss, correct
+predictions, per-sample Fisher traces per layer and group, squared and summed gradients) are all-reduced in
+float64 and divided by the global N (``n_probe``). The G batch-means groups are defined on the **union**, rows
+⌊gN/G⌋ … ⌊(g+1)N/G⌋ − 1 of the ranks' shards concatenated; each rank adds its rows of every group and the group
+sums are reduced, so G and ``trace_stderr`` are those of one process on the concatenated probe set.
+``kind="mc"`` labels are drawn per rank (``rank_seed``). Every rank gets the same record; only rank 0 appends
+to ``path`` and draws :meth:`Tracker.plot`. The ``step`` calls are collective (every rank, same order).
+
 **JSONL records** (``path=``; one JSON object per line, appended, flushed and fsynced at once, so a crash keeps
 every record written before it; a non-finite number is written as ``null``; keys of quantities not requested
 are absent). ``tracker.records`` holds the same dicts, :meth:`Tracker.plot` draws them.
@@ -88,6 +97,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._base import distributed as dist
 from .._base.batches import iter_batches, value_range
 from .._base.checks import check_choice, check_int, check_model, check_positive
 from .._base.likelihoods import LOSSES, get_loss
@@ -308,6 +318,8 @@ class Tracker:
         return rec
 
     def _write(self, rec: dict) -> None:
+        if not dist.is_main():  # under a process group only rank 0 writes
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec, allow_nan=False) + "\n")
@@ -341,9 +353,15 @@ class Tracker:
         lossfn = get_loss(self.loss)
         device = next(model.parameters()).device
         X, Y = self._probe_tensors(device)
-        N = X.shape[0]
+        N, lo = (
+            X.shape[0],
+            0,
+        )  # this rank's rows lo … lo + N_r − 1 of the union's N (module docstring)
+        if dist.world_size() > 1:
+            counts = dist.shard_counts(N)
+            N, lo = sum(counts), sum(counts[: dist.rank()])
         G = min(self.stderr_groups, N)
-        gen = torch.Generator(device=device).manual_seed(self.seed)
+        gen = torch.Generator(device=device).manual_seed(dist.rank_seed(self.seed))
         et = PerSampleEngine(model) if want_trace else None  # Σ_i (Fisher direction gradients)²
         en = PerSampleEngine(model) if want_noise else None  # Σ_i |g_i|² at the data labels
         names = list((et or en).sums) if (et or en) else []
@@ -357,8 +375,10 @@ class Tracker:
         correct_sum = torch.zeros((), dtype=torch.float64, device=device)
         has_acc = True
         for g in range(G) if (et or en) else ():
-            for s in range(bounds[g], bounds[g + 1], self.eval_batch_size):
-                stop = min(s + self.eval_batch_size, bounds[g + 1])
+            g_lo = min(max(bounds[g] - lo, 0), X.shape[0])  # the group's rows on this rank
+            g_hi = min(max(bounds[g + 1] - lo, 0), X.shape[0])
+            for s in range(g_lo, g_hi, self.eval_batch_size):
+                stop = min(s + self.eval_batch_size, g_hi)
                 x, y = X[s:stop], Y[s:stop]
                 with ExitStack() as stack, torch.enable_grad():
                     for e in (et, en):
@@ -389,6 +409,15 @@ class Tracker:
         if not (et or en) and ("loss" in q or "accuracy" in q):  # forward passes only
             ev = _evaluate(model, (X, Y), self.loss, self.eval_batch_size)
             loss_sum, correct_sum, has_acc = ev["loss"] * N, (ev["accuracy"] or 0.0) * N, ev["accuracy"] is not None  # fmt: skip
+        g_sq = sum(float(en.sums[k].sum()) for k in names) if en else 0.0
+        if (et or en) and dist.world_size() > 1:  # the union's sums (one all-reduce)
+            red = dist.reduce_sums(
+                {"loss": loss_sum, "correct": correct_sum, "no_acc": int(not has_acc),
+                 "groups": group_sums, "g_sq": g_sq, **{str(i): a for i, a in enumerate(g_sum)}}
+            )  # fmt: skip
+            loss_sum, correct_sum, has_acc = red["loss"], red["correct"], red["no_acc"] == 0
+            group_sums, g_sq = red["groups"], red["g_sq"]
+            g_sum = [red[str(i)] for i in range(len(g_sum))]
         loss_sum, correct_sum = float(loss_sum), float(correct_sum)
         out: dict[str, Any] = {"n_probe": N}
         if "loss" in q:
@@ -409,7 +438,6 @@ class Tracker:
                     (lay or "<root>"): float(lt[i]) for i, lay in enumerate(layers)
                 }
         if want_noise:
-            g_sq = sum(float(en.sums[k].sum()) for k in names)
             G2 = float(sum(acc.square().sum() for acc in g_sum)) / N**2
             tr_sigma = (g_sq - N * G2) / (N - 1) if N > 1 else float("nan")
             out["gradient_noise"] = tr_sigma / G2 if G2 > 0 else float("inf")
@@ -478,6 +506,8 @@ class Tracker:
         (the command that made the records) goes into the title."""
         from ._tracker_plot import plot_records
 
+        if not dist.is_main():  # under a process group only rank 0 draws
+            return Path(path)
         return plot_records(
             self.records, path, kind=self.kind, damping=self.damping, command=command
         )
@@ -501,5 +531,8 @@ def _evaluate(model: nn.Module, data, loss: str, batch_size: int) -> dict[str, A
         if c is not None:
             correct += c
         n += x.shape[0]
+    if dist.world_size() > 1:  # each rank evaluated its shard: the union's means
+        red = dist.reduce_sums({"t": total, "c": correct, "n": n, "no_acc": int(not has_acc)})
+        total, correct, n, has_acc = red["t"], red["c"], red["n"], red["no_acc"] == 0
     total, correct = float(total), float(correct)
     return {"loss": total / n, "accuracy": correct / n if has_acc else None}
