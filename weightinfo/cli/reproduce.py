@@ -38,7 +38,7 @@ These commands are the one definition of each experiment's options: the scripts 
   η/B) and vs the number of classes k (same N, 10-output model), LeNet on Fashion-MNIST
   (:func:`weightinfo.experiments.fig4.run_fig4`, settings :data:`~weightinfo.experiments.fig4.FIG4`); writes
   ``fig4.json``, ``.png`` and ``.md``. ``--quick``: 128 images, 1 epoch, seconds.
-* ``weightinfo reproduce critical-periods``: Critical Learning Periods — an All-CNN (width 0.25) on 5 000
+* ``weightinfo reproduce critical-periods``: Critical Learning Periods — an All-CNN (width 0.25) on 4 000
   Fashion-MNIST images with a blur deficit (28→7→28) removed at epoch e, a short-deficit window at onsets o, the
   vertical-flip control, tr F per epoch and the per-layer normalised Fisher
   (:func:`weightinfo.experiments.critical_periods.run_critical_periods`, settings

@@ -146,7 +146,7 @@ def reading(result: dict[str, Any]) -> list[str]:
         win = "; ".join(f"onset {x['onset']}: drop {100 * x['drop']:+.2f}" for x in an["window"])
         lines.append(
             f"* Sensitivity window (blur for {s['window_length']} epochs from onset o, then {s['clean_epochs']} clean "
-            f"epochs): {win} (points). Paper's claim 'a short deficit hurts most at an early onset': "
+            f"epochs): {win} (percentage points). Paper's claim 'a short deficit hurts most at an early onset': "
             + _v(an["window_peaks_early"], "HOLDS here (largest drop above noise, in the earlier half of onsets).",
                  "NOT SHOWN here (no drop above noise, or the largest drop is at a late onset).")
         )  # fmt: skip
@@ -176,7 +176,10 @@ def reading(result: dict[str, Any]) -> list[str]:
         )
     fl = "; ".join(f"e = {x['e']}: drop {100 * x['drop']:+.2f}" for x in an["flip"])
     lines.append(
-        f"* Vertical-flip control: {fl} (points). Paper's claim 'a flip deficit leaves no mark': "
+        "* No vertical-flip control run (flip_epochs is empty)."
+        if not an["flip"]
+        else
+        f"* Vertical-flip control: {fl} (percentage points). Paper's claim 'a flip deficit leaves no mark': "
         + _v(an["flip_leaves_no_mark"], "HOLDS here (every drop within noise).",
              "NOT SHOWN here (a flip drop exceeds the noise level).")
     )  # fmt: skip
