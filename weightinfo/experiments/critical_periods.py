@@ -37,10 +37,15 @@ Construction (exact):
 
 JSON fields (``critical_periods.json``)
 --------------------------------------
-``experiment`` "critical_periods"; ``description``; ``quick`` (bool); ``settings`` (the settings below, plus
-``n_params``, ``input_shape``, ``blocks``, ``deficits``, ``fisher``, ``epochs_total`` = the number of training epochs
-of the whole reproduction); ``runs`` (list, one per distinct run); ``analysis``; ``analysis_summary`` (the
-generated reading, list of str); ``command``; ``made_by`` (commit, command, threads, quick, cpu_capability);
+``experiment`` "critical_periods"; ``description``; ``quick`` (bool); ``settings``: the keys of
+:data:`CRITICAL_PERIODS` — ``dataset``, ``data_seed``, ``width`` (channel multiplier), ``n_train``, ``n_test``,
+``n_probe`` (images), ``batch`` (images per step), ``lr`` (initial learning rate), ``lr_decay`` (factor per epoch),
+``momentum``, ``weight_decay`` (L2 coefficient), ``blur_size`` (side of the small image, pixels), ``blur_upsample``
+(interpolation mode), ``clean_epochs``, ``removal_epochs``, ``window_length``, ``window_onsets``, ``flip_epochs``
+(epochs), ``baseline_seeds`` (count), ``min_noise`` (accuracy fraction) — plus ``n_params`` (weights),
+``input_shape``, ``channels`` (per block), ``steps_per_epoch``, ``epochs_total`` (training epochs of the whole
+reproduction), ``blocks``, ``deficits``, ``fisher`` (descriptions); ``runs`` (list, one per distinct run);
+``analysis``; ``analysis_summary`` (the generated reading, list of str); ``command``; ``made_by`` (commit, command, threads, quick, cpu_capability);
 ``machine``; ``times_s`` (``train``, ``fisher``, ``test``: seconds summed over runs); ``time_s`` (seconds, total);
 ``files`` (paths written; not in the JSON file itself).
 
@@ -51,15 +56,17 @@ Per run (``runs[i]``): ``id`` (str); ``roles`` (list of "removal", "window", "fl
 ``lr_final`` (lr of the last epoch); ``train_loss`` (mean cross-entropy over the last epoch's batches, nats, on the
 images as trained, i.e. clean); ``test_accuracy`` (fraction in [0, 1]); ``test_loss`` (nats); ``trace`` (tr F at
 the end, exact Fisher per probe sample, nats per squared weight unit); ``blocks`` (list of 9: ``block``,
-``n_params``, ``trace``, ``share`` = trace / total, ``per_weight`` = trace / n_params); ``tracked`` (bool); ``curve`` (tracked runs only; per epoch
-0 … epochs: ``epoch`` (epochs completed), ``lr`` (lr of the epoch just done; null at 0), ``deficit_on`` (during the
+``n_params``, ``trace``, ``share`` = trace / total, ``per_weight`` = trace / n_params); ``tracked`` (bool);
+``curve`` (tracked runs only; per epoch 0 … epochs: ``epoch`` (epochs completed), ``lr`` (lr of the epoch just done; null at 0), ``deficit_on`` (during the
 epoch just done), ``train_loss`` (null at 0), ``trace``, ``shares`` (9 block shares)); ``time_train_s``,
 ``time_fisher_s``, ``time_test_s`` (seconds).
 
 ``analysis``: ``baseline`` (``accuracies`` per seed, ``mean``, ``spread`` = max − min, ``noise``); ``removal``,
-``window``, ``flip`` (rows: ``e`` or ``onset``, ``test_accuracy``, ``drop``, ``trace``); ``fisher_curve`` (per tracked
+``window``, ``flip`` (rows: ``e`` or ``onset`` (+ ``length``), ``id``, ``epochs``, ``test_accuracy``, ``drop``
+(accuracy fraction, positive = worse than the baseline), ``trace``); ``fisher_curve`` (per tracked
 run: ``peak_epoch``, ``peak_trace``, ``final_trace``, ``final_over_peak``, ``init_trace``); ``layers`` (per
-tracked run: ``shares`` at the end and ``centre`` the depth centre); and the verdicts ``long_deficit_impairs``,
+tracked run: ``shares`` at the end and ``centre`` the depth centre, in blocks); ``final_trace_ratio_long_blur``
+(final tr F of the longest blur run / the baseline's); and the verdicts ``long_deficit_impairs``,
 ``short_deficit_recovers``, ``window_peaks_early``, ``fisher_peaks_early``, ``blur_shifts_fisher_up``,
 ``flip_leaves_no_mark`` (bool).
 """
