@@ -62,11 +62,7 @@ def test_plan_counts_epochs_and_dedups():
           and r["deficit_end"] == s["window_length"]]  # fmt: skip
     assert len(w0) == 1 and set(w0[0]["roles"]) == {"removal", "window"}
     tracked = {(r["deficit"], r["deficit_end"]) for r in plan if r["tracked"]}
-    assert tracked == {
-        ("none", 0),
-        ("blur", max(s["removal_epochs"])),
-        ("flip", max(s["flip_epochs"])),
-    }
+    assert tracked == {("none", 0), ("blur", max(s["removal_epochs"]))}
 
 
 def test_quick_run_through_the_command(tmp_path):

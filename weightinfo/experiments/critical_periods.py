@@ -30,7 +30,7 @@ Construction (exact):
 * Measurements: at the end of every run, test accuracy/loss on the clean test images and the exact diagonal
   Fisher (``weightinfo.fisher(kind="exact", structure="diag")``, labels from the model) on the first ``n_probe``
   clean training images: tr F and its split over the 9 blocks (conv + BN of a block together). For the tracked
-  runs (the baseline, the longest blur and the longest flip) the same Fisher at every epoch from 0 (init).
+  runs (the baseline and the longest blur) the same Fisher at every epoch from 0 (init).
 * Analysis (:mod:`._critical_periods_report`): drop = baseline mean test accuracy − run's test accuracy;
   noise = max(2 × |seed spread of the baseline|, ``min_noise``); normalised per-layer Fisher = block trace / total
   trace (shares sum to 1) and its depth centre Σ_i i · share_i (blocks i = 0 … 8).
@@ -175,16 +175,16 @@ def plan_runs(s: dict[str, Any]) -> list[dict[str, Any]]:
     for seed in range(1, int(s["baseline_seeds"])):
         add("none", 0, 0, seed, "baseline_seed")
     out = list(runs.values())
-    longest = {d: max((r["deficit_end"] for r in out if r["deficit"] == d and r["deficit_start"] == 0),
-                      default=None) for d in ("blur", "flip")}  # fmt: skip
+    longest = max(
+        (r["deficit_end"] for r in out if r["deficit"] == "blur" and r["deficit_start"] == 0),
+        default=None,
+    )
     for r in out:
         r["clean_epochs_after"] = int(s["clean_epochs"])
         r["epochs"] = r["deficit_end"] + r["clean_epochs_after"]
         r["deficit_epochs"] = r["deficit_end"] - r["deficit_start"]
         r["tracked"] = (r["deficit"] == "none" and r["seed"] == 0) or (
-            r["deficit"] in longest
-            and r["deficit_start"] == 0
-            and r["deficit_end"] == longest[r["deficit"]]
+            r["deficit"] == "blur" and r["deficit_start"] == 0 and r["deficit_end"] == longest
         )
     return out
 
@@ -257,9 +257,12 @@ def _train(run: dict[str, Any], s: dict[str, Any], data: dict[str, Any], log) ->
             curve.append({"epoch": epoch + 1, "lr": lr, "deficit_on": on, "train_loss": train_loss,
                           "trace": tr, "shares": [bl["share"] for bl in blocks]})  # fmt: skip
     t_train = time.perf_counter() - t0 - t_fisher
-    t1 = time.perf_counter()
-    trace, blocks = _blocks(model, Xp, Yp)
-    t_fisher += time.perf_counter() - t1
+    if run["tracked"]:  # the last point of the curve is the end of training
+        trace = tr
+    else:
+        t1 = time.perf_counter()
+        trace, blocks = _blocks(model, Xp, Yp)
+        t_fisher += time.perf_counter() - t1
     t1 = time.perf_counter()
     Xt, Yt = data["Xt"], data["Yt"]
     ev = evaluate(model, [(Xt[i : i + 1000], Yt[i : i + 1000]) for i in range(0, len(Xt), 1000)])
