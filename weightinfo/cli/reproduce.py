@@ -549,7 +549,7 @@ def critical_periods_cmd(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help=_OUT_HELP.format(name="critical_periods")),
+        typer.Option("--out", "-o", help=_OUT_HELP.format(name="critical-periods")),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
