@@ -38,6 +38,12 @@ These commands are the one definition of each experiment's options: the scripts 
   η/B) and vs the number of classes k (same N, 10-output model), LeNet on Fashion-MNIST
   (:func:`weightinfo.experiments.fig4.run_fig4`, settings :data:`~weightinfo.experiments.fig4.FIG4`); writes
   ``fig4.json``, ``.png`` and ``.md``. ``--quick``: 128 images, 1 epoch, seconds.
+* ``weightinfo reproduce critical-periods``: Critical Learning Periods — an All-CNN (width 0.25) on 4 000
+  Fashion-MNIST images with a blur deficit (28→7→28) removed at epoch e, a short-deficit window at onsets o, the
+  vertical-flip control, tr F per epoch and the per-layer normalised Fisher
+  (:func:`weightinfo.experiments.critical_periods.run_critical_periods`, settings
+  :data:`~weightinfo.experiments.critical_periods.CRITICAL_PERIODS`); writes ``critical_periods.json``, ``.png``
+  and ``.md``. ``--quick``: 256 images, width 0.125, seconds.
 
 Outputs go to a fresh folder ``runs/<experiment>-<UTC time>`` unless ``--out`` names one, so a run from
 the repository never replaces the documented results unless asked to (``--out docs/results``). A
@@ -389,7 +395,7 @@ def certificates_cmd(
 
 def _run_reported(ctx: typer.Context, name: str, run, out: Path | None, quiet: bool, **kw) -> None:
     """Run a reproduction whose result carries ``analysis_summary`` and ``time_s`` (invariance, fig1, fig3,
-    temperature, fig4) into ``out`` or a fresh ``runs/<name>-<time>`` folder, then print its summary."""
+    temperature, fig4, critical-periods) into ``out`` or a fresh ``runs/<name>-<time>`` folder, then print its summary."""
     quiet = quiet or STATE.quiet
     with user_errors():
         folder = out if out is not None else fresh_run_folder(name)
@@ -524,3 +530,30 @@ def fig4_cmd(
     from ..experiments.fig4 import run_fig4
 
     _run_reported(ctx, "fig4", run_fig4, out, quiet, quick=quick)
+
+
+# --------------------------------------------------------------------------------------------
+# critical-periods
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("critical-periods")
+def critical_periods_cmd(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="256 images, All-CNN width 0.125, 1 clean epoch, e ∈ {0, 1} (smoke test, seconds).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help=_OUT_HELP.format(name="critical-periods")),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Critical learning periods: blur deficit removal epoch, sensitivity window, flip control, tr F per epoch."""
+    from ..experiments.critical_periods import run_critical_periods
+
+    _run_reported(ctx, "critical-periods", run_critical_periods, out, quiet, quick=quick)
