@@ -15,3 +15,13 @@ def pandas():
 def dataframe(rows: list[dict], columns: list[str] | None = None):
     """``pandas.DataFrame(rows, columns=columns)``."""
     return pandas().DataFrame(rows, columns=columns)
+
+
+def scalar_row(d: dict) -> dict:
+    """The entries of ``d`` that are one number, string, bool or None (nested lists and dicts left out)."""
+    return {k: v for k, v in d.items() if v is None or isinstance(v, (bool, int, float, str))}
+
+
+def one_row(d: dict):
+    """A one-row DataFrame of :func:`scalar_row` of ``d`` (a result's ``to_dict()``: same names, same units)."""
+    return dataframe([scalar_row(d)])
