@@ -84,9 +84,11 @@ def test_where_map_image_and_information_scalars(tmp_path):
 
 @pytest.mark.usefixtures("isolated_cache")
 def test_cli_tensorboard(tmp_path):
-    from tests.cli_helpers import SMALL, ok
+    from tests.cli_helpers import SMALL, invoke, ok
 
     tb = tmp_path / "tb"
+    bad = invoke("train", *SMALL, "--out", tmp_path / "x.pt", "--tensorboard", tb, "-q")
+    assert bad.exit_code == 2 and "--track" in bad.output and not tb.exists()
     ok("track", *SMALL, "--epochs", "2", "--out", tmp_path / "run.pt", "--track-probe", "40",
        "--tensorboard", tb, "-q")  # fmt: skip
     recs = [json.loads(s) for s in (tmp_path / "track.jsonl").read_text().splitlines()]
