@@ -151,6 +151,13 @@ class TrainResult:
         """A JSON-serialisable copy."""
         return asdict(self)
 
+    def to_dataframe(self):
+        """``history`` as a DataFrame, one row per epoch (losses in nats per sample, accuracies in [0, 1],
+        ``time`` in seconds)."""
+        from ._base.frames import dataframe
+
+        return dataframe(self.history)
+
 
 # --------------------------------------------------------------------------------------------
 # Training

@@ -16,11 +16,10 @@ class RowTable:
         return [dict(r) for r in self.rows]
 
     def to_dataframe(self):
-        try:
-            import pandas as pd
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("to_dataframe() needs pandas: pip install pandas") from e
-        return pd.DataFrame(self.rows)
+        """The rows as a pandas DataFrame (one row per module, the keys of the rows as columns)."""
+        from .frames import dataframe
+
+        return dataframe(self.rows)
 
     def _render(self, head: str, lines: list[str]) -> str:
         return "\n".join(([self.title] if self.title else []) + [head, "-" * len(head)] + lines)

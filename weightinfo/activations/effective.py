@@ -121,6 +121,27 @@ class EffectiveInformation:
             "extra": self.extra,
         }
 
+    def to_dataframe(self):
+        """One row per layer: ``layer``, ``nats`` (I_eff), ``bits``, ``stderr`` [nats], ``estimator``, ``dim``
+        (dim z), ``samples`` (draws per input)."""
+        from .._base.frames import dataframe
+
+        bits = self.bits
+        return dataframe(
+            [
+                {
+                    "layer": k,
+                    "nats": v,
+                    "bits": bits[k],
+                    "stderr": self.stderr[k],
+                    "estimator": self.estimator[k],
+                    "dim": self.dims[k],
+                    "samples": self.samples[k],
+                }
+                for k, v in self.per_layer.items()
+            ]
+        )
+
     def __str__(self) -> str:
         lines = [f"effective information, nats (N = {self.n}, ceiling ln N = {self.ceiling:.4f})"]
         for k, v in self.per_layer.items():

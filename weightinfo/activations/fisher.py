@@ -172,6 +172,30 @@ class ActivationFisher:
             },
         }
 
+    def to_dataframe(self):
+        """One row per layer (``"output"`` for the model's output): ``layer``, ``fisher`` (= ``per_layer``),
+        ``mean_term``, ``covariance_term`` and their standard errors (nats per unit θ², per sample), ``method``,
+        ``dim``, ``n_noisy``."""
+        from .._base.frames import dataframe
+
+        return dataframe(
+            [
+                {
+                    "layer": k,
+                    "fisher": v,
+                    "stderr": self.stderr[k],
+                    "mean_term": self.mean_term[k],
+                    "mean_term_stderr": self.mean_term_stderr[k],
+                    "covariance_term": self.covariance_term[k],
+                    "covariance_term_stderr": self.covariance_term_stderr[k],
+                    "method": self.method[k],
+                    "dim": self.dim[k],
+                    "n_noisy": self.n_noisy[k],
+                }
+                for k, v in self.per_layer.items()
+            ]
+        )
+
 
 @dataclass(frozen=True)
 class InputFisher:
@@ -224,6 +248,18 @@ class InputFisher:
             "jitter": self.jitter,
             "units": "trace: nats per unit of x^2, per sample; logdet: nats",
         }
+
+    def to_dataframe(self):
+        """One row per sample: ``sample``, ``trace`` (nats per unit of x²), ``logdet`` (nats; −inf where F is
+        singular)."""
+        from .._base.frames import dataframe
+
+        return dataframe(
+            [
+                {"sample": i, "trace": t, "logdet": d}
+                for i, (t, d) in enumerate(zip(self.trace.tolist(), self.logdet.tolist()))
+            ]
+        )
 
 
 def _layers(layers) -> list[str | None]:

@@ -87,6 +87,12 @@ class BoundResult:
         d["units"] = {"kl": "nats (kl_bits in bits)", "risk": "0-1 risk in [0, 1]"}
         return d
 
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (risks in [0, 1], ``kl_nats`` in nats)."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
+
 
 def total_confidence(delta, delta_mc) -> float:
     """1 − δ − δ′, the probability the two-step certificate holds with (union bound over the PAC-Bayes step

@@ -125,6 +125,14 @@ class Certificate:
         d["confidence"] = self.confidence
         return d
 
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (risks and errors are 0-1 fractions, ``kl_nats`` in
+        nats, ``kl_bits`` in bits, ``wall_time_s`` in seconds); the screened ``grid`` is
+        ``pandas.DataFrame(cert.grid)``."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
+
 
 def _union_size(k_union, n_points: int) -> int:
     """K of the union bound: the grid size by default, never less."""

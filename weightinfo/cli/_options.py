@@ -108,6 +108,15 @@ DownloadOpt = Annotated[
     bool, typer.Option("--download", help="Download missing file-backed datasets (internet).")
 ]
 LossOpt = Literal["cross_entropy", "bce_with_logits", "mse"]
+TensorBoardOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tensorboard",
+        help="Also write TensorBoard summaries (event files) to this folder "
+        "(needs the tensorboard package).",
+        show_default=False,
+    ),
+]
 # The model/data options of the commands that measure a trained model (fisher, measure, certify):
 CheckpointOpt = Annotated[
     Path | None,

@@ -8,6 +8,8 @@ and a summary, and writes to ``--out DIR``:
 
 * ``report.json``: ``InformationResult.to_dict()``;
 * ``where.png``: nats per layer and per filter / output unit (:func:`weightinfo.report.plots.plot_where`);
+* with ``--tensorboard DIR``: the where-map as an image and IW, per-module nats, L_D(w*), C_β as scalars, in
+  TensorBoard event files (:mod:`weightinfo.integrations.tensorboard`, global step 0);
 * with ``--betas``: ``curve.json`` (``InformationCurve.to_dict()``) and ``curve.png``, the loss-vs-information
   curve (:func:`weightinfo.iw.curve.information_curve`; the Fisher method reuses one curvature for
   the main result and every β of the curve).
@@ -47,7 +49,7 @@ from ._common import (
     training_data,
     user_errors,
 )
-from ._options import model_source_options
+from ._options import TensorBoardOpt, model_source_options
 
 __all__ = [
     "Measurement",
@@ -434,6 +436,7 @@ def measure_cmd(
             "activations.json.",
         ),
     ] = False,
+    tensorboard: TensorBoardOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Information in the weights (nats) of a trained model, per layer, with its plots.
@@ -496,6 +499,13 @@ def measure_cmd(
                 names.append(write_json_atomic(stage / "activations.json", act).name)
         for n in names:
             info(f"wrote {Path(out) / n}", quiet)
+        if tensorboard is not None:
+            from ..integrations.tensorboard import write_measurement
+
+            info(
+                f"wrote {write_measurement(tensorboard, m.result, png=Path(out) / 'where.png')}",
+                quiet,
+            )
 
 
 def _activations_section(ck, ds, m: Measurement, name: str, seed: int, quiet: bool) -> dict:

@@ -14,6 +14,9 @@ test set as ``test_data``: it writes ``track.jsonl`` (one record per epoch, as t
 file there is replaced) and ``track.png`` next to the checkpoint (one panel per quantity against the epoch,
 the command in its title). ``information`` needs ``--track-beta`` and ``--track-prior-scale``.
 
+``--tensorboard DIR`` (with ``--track``) also writes every record's measured numbers as TensorBoard scalars
+``weightinfo/<quantity>`` at global step = epoch (:mod:`weightinfo.integrations.tensorboard`).
+
 ``weightinfo track`` is ``weightinfo train`` with tracking on: the same options, ``--track`` defaulting to
 the tracker's default quantities (:data:`weightinfo.dynamics.tracker.DEFAULT_QUANTITIES`: trace,
 layer_trace, loss, accuracy, temperature). ``train`` saves the final weights only, so the records are
@@ -23,6 +26,7 @@ taken during training, not from saved checkpoints.
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -55,7 +59,7 @@ from ._common import (
     train_settings,
     user_errors,
 )
-from ._options import _defaults_help
+from ._options import TensorBoardOpt, _defaults_help
 
 # weightinfo.dynamics.tracker.DEFAULT_QUANTITIES (not imported here: the CLI loads torch only when it runs)
 TRACK_DEFAULT = "trace,layer_trace,loss,accuracy,temperature"
@@ -117,6 +121,7 @@ def train(
     track_prior_scale: Annotated[
         float | None, typer.Option(help="Prior scale λ of the tracked 'information'.")
     ] = None,
+    tensorboard: TensorBoardOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a reference network (seeded) and write a checkpoint with its metadata."""
@@ -126,6 +131,10 @@ def train(
 
         if dataset is None:
             raise ValueError("--dataset is required (see `weightinfo datasets`)")
+        if tensorboard is not None and track is None:
+            raise ValueError(
+                "--tensorboard writes the tracked quantities: add --track (or use `weightinfo track`)"
+            )
         json_path = metadata_path(out)
         check_output(out, "--out", folder=False)
         ds = load_training_data(
@@ -170,6 +179,7 @@ def train(
                 loss=loss,
                 batch_size=s.batch_size,
                 path=track_path,
+                tensorboard=tensorboard,
             )
             track_path.unlink(missing_ok=True)
         info(
@@ -178,7 +188,7 @@ def train(
             quiet,
         )
         # The checkpoint and its sidecar appear together (or neither does, on any error or Ctrl-C).
-        with all_or_nothing(Path(out).parent) as stage:
+        with all_or_nothing(Path(out).parent) as stage, _closing(tracker):
             run = train_checkpoint(
                 stage / Path(out).name,
                 spec,
@@ -205,6 +215,16 @@ def train(
         say(
             f"tracked {', '.join(tracker.quantities)}: {track_path}, {track_path.with_suffix('.png')}"
         )
+
+
+@contextmanager
+def _closing(tracker):
+    """Close the tracker's TensorBoard writer (if any) at the end, also on errors."""
+    try:
+        yield
+    finally:
+        if tracker is not None and tracker.tensorboard is not None:
+            tracker.tensorboard.close()
 
 
 def track(*args, **kwargs) -> None:

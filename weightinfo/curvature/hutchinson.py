@@ -64,6 +64,23 @@ class Estimate:
             "n_probes": int(self.n_probes),
         }
 
+    def to_dataframe(self):
+        """``value, stderr, n_probes`` (units of the matrix estimated): one row for a scalar estimate, one row
+        per entry (flat ``index`` column, row-major) for a tensor estimate."""
+        from .._base.frames import dataframe
+
+        if not isinstance(self.value, torch.Tensor):
+            return dataframe([self.to_dict()])
+        v = self.value.reshape(-1).tolist()
+        s = torch.as_tensor(self.stderr).expand(self.value.shape).reshape(-1).tolist()
+        n = int(self.n_probes)
+        return dataframe(
+            [
+                {"index": i, "value": a, "stderr": b, "n_probes": n}
+                for i, (a, b) in enumerate(zip(v, s))
+            ]
+        )
+
     def __str__(self) -> str:
         if isinstance(self.value, torch.Tensor):
             return f"Estimate(tensor{tuple(self.value.shape)}, n_probes={self.n_probes})"

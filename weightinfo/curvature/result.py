@@ -232,6 +232,12 @@ class Curvature:
             rows, title=f"{self.label} ({self.kind}, {self.structure}), N={self.n_samples}"
         )
 
+    def to_dataframe(self):
+        """:meth:`per_layer` as a DataFrame: ``layer, type, n_params, trace`` (tr of the module's block, units of
+        the matrix: nats per sample per weight²), ``share`` (fraction of the total trace), ``mean`` (trace /
+        n_params); one row per module."""
+        return self.per_layer().to_dataframe()
+
     def to_dict(self) -> dict:
         """JSON-ready summary: settings, total trace and the per-layer table (not the full tensors).
 

@@ -17,7 +17,8 @@ Modules: :mod:`~weightinfo.data.idx` (IDX reader/writer), :mod:`~weightinfo.data
 (search paths, download), :mod:`~weightinfo.data.dataset` (:class:`Dataset`),
 :mod:`~weightinfo.data.splits`, :mod:`~weightinfo.data.wrappers`,
 :mod:`~weightinfo.data.images`, :mod:`~weightinfo.data.generated`,
-:mod:`~weightinfo.data.npz`, :mod:`~weightinfo.data.registry` (:func:`load_dataset`).
+:mod:`~weightinfo.data.npz`, :mod:`~weightinfo.data.torch_data` (:func:`from_torch`: a torch ``Dataset`` or
+``DataLoader`` as a :class:`Dataset`), :mod:`~weightinfo.data.registry` (:func:`load_dataset`).
 """
 
 from weightinfo.data.dataset import Dataset
@@ -30,6 +31,7 @@ from weightinfo.data.splits import (
     split_indices,
     train_test_split,
 )
+from weightinfo.data.torch_data import from_torch
 from weightinfo.data.wrappers import (
     binarize,
     corrupt_labels,
@@ -48,6 +50,7 @@ __all__ = [
     "corrupt_labels",
     "corruption_plan",
     "first_classes",
+    "from_torch",
     "load_dataset",
     "prior_bound_split",
     "read_idx",

@@ -14,6 +14,9 @@ Names (case-insensitive; ``_`` and ``-`` interchangeable):
 ``npz:PATH``       user arrays ``x``, ``y`` [, ``x_test``, ``y_test``] (see ``npz``)
 =================  ==========================================================================
 
+Instead of a name, a torch ``Dataset`` or ``DataLoader`` of ``(x, y)`` pairs (with ``test=`` its held-out
+set, else a seeded 20 % split) is read into memory (:func:`weightinfo.data.torch_data.from_torch`).
+
 ``n_samples``: for generated sets (``mnist1d``, ``two-moons``) the total generated before
 the train/test split; for stored sets a seeded random subset of the *training* set of
 that size (the test set stays whole).
@@ -29,6 +32,7 @@ from weightinfo.data.dataset import Dataset
 from weightinfo.data.generated import load_digits, load_mnist1d, load_two_moons
 from weightinfo.data.images import load_fashion_mnist, load_mnist
 from weightinfo.data.npz import load_npz
+from weightinfo.data.torch_data import from_torch, is_torch_data
 from weightinfo.data.wrappers import binarize, standardize, subsample
 
 __all__ = ["DATASET_NAMES", "canonical_name", "load_dataset"]
@@ -88,8 +92,9 @@ def _load_base(name: str, root, download: bool, seed: int, n_samples: int | None
 
 
 def load_dataset(
-    name: str,
+    name,
     *,
+    test=None,
     root: str | os.PathLike | None = None,
     download: bool = False,
     seed: int = 0,
@@ -100,7 +105,9 @@ def load_dataset(
 
     Parameters
     ----------
-    name : dataset name, ``binary-<name>`` or ``npz:PATH``.
+    name : dataset name, ``binary-<name>`` or ``npz:PATH``; or a torch ``Dataset``/``DataLoader`` of
+        ``(x, y)`` pairs (:func:`~weightinfo.data.torch_data.from_torch`).
+    test : with torch data only: the held-out ``Dataset``/``DataLoader`` (default: a seeded 20 % split).
     root : data folder searched first (file-backed sets); then ``$WEIGHTINFO_DATA``, the
         user cache (``$XDG_CACHE_HOME/weightinfo``) and ``/usr/share/datasets``.
     download : fetch missing files into the user cache (needs internet). Never implied.
@@ -120,10 +127,24 @@ def load_dataset(
     >>> len(ds), ds.n_test, ds.input_shape, ds.n_classes
     (800, 200, (2,), 2)
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"dataset name must be a non-empty string; valid names: {_valid_names()}")
     if n_samples is not None and int(n_samples) < 1:
         raise ValueError(f"n_samples must be positive, got {n_samples}")
+    if is_torch_data(name):
+        if root is not None or download:
+            raise ValueError(
+                "root= and download= locate dataset files; they do not apply to torch data"
+            )
+        ds = from_torch(name, test, seed=int(seed))
+        if n_samples is not None:
+            ds = subsample(ds, int(n_samples), seed=int(seed))
+        return standardize(ds) if normalize else ds
+    if test is not None:
+        raise ValueError("test= is the held-out set of torch data; a named dataset brings its own")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(
+            "dataset must be a non-empty name or a torch Dataset/DataLoader; valid names: "
+            + _valid_names()
+        )
     canon = canonical_name(name)
     binary = canon.startswith("binary-")
     base = canon[len("binary-") :] if binary else canon

@@ -109,6 +109,12 @@ class ShannonExperiment:
             },
         }
 
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (information in nats)."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
+
 
 def fisher_posterior(
     *, beta: float, prior_scale, loss: str = "cross_entropy", **information_kwargs
@@ -327,6 +333,12 @@ class Prop29Information:
             "units": "nats",
             "quantity": "H(D) - E_D 1/2 ln((2 pi e beta)^d / |J^T F J|), J = -H^-1 d_D grad_w L",
         }
+
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (information in nats)."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
 
 
 def prop29_information(

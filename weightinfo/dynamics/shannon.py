@@ -97,6 +97,12 @@ class ShannonInformation:
             ),
         }
 
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (``nats``, ``stderr``, ``ceiling`` in nats)."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
+
 
 def _validate(posteriors) -> tuple[list[Mapping], list[Mapping], list[str]]:
     if isinstance(posteriors, Mapping) or not isinstance(posteriors, Sequence):

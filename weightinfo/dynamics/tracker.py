@@ -81,6 +81,9 @@ are absent). ``tracker.records`` holds the same dicts, :meth:`Tracker.plot` draw
 
 Use it as a callback of :func:`weightinfo.train` (``on_epoch_end``, every ``every`` epochs) or call
 :meth:`Tracker.step` from any loop. The command line: ``weightinfo track`` (``weightinfo train --track``).
+``tensorboard=DIR`` (or a ``SummaryWriter``) also writes each record's measured numbers as TensorBoard scalars
+(:mod:`weightinfo.integrations.tensorboard`); :meth:`Tracker.to_dataframe` gives the records as a table;
+:class:`weightinfo.integrations.lightning.InformationCallback` runs a tracker in a Lightning ``Trainer``.
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ class Tracker:
     slq_probes, slq_steps : probes and Lanczos steps of the SLQ log-determinant (large models).
     eval_batch_size : rows per batch when ``probe_data``/``test_data`` are ``(X, Y)`` tuples.
     stderr_groups : G of the batch-means standard error of tr F (at most N; module docstring).
+    tensorboard : a folder or an open ``SummaryWriter``: every record's measured numbers are also written as
+        scalars ``weightinfo/<name>`` at global step = epoch (:mod:`weightinfo.integrations.tensorboard`).
     """
 
     def __init__(
@@ -203,6 +208,7 @@ class Tracker:
         slq_steps: int = 30,
         eval_batch_size: int = 256,
         stderr_groups: int = DEFAULT_STDERR_GROUPS,
+        tensorboard=None,
     ):
         self.quantities = _check_quantities(quantities)
         self.every = check_int("every", every, 1)
@@ -230,6 +236,11 @@ class Tracker:
         self.path = None if path is None else Path(path)
         self.records: list[dict[str, Any]] = []
         self._probe: tuple | None = None  # (device, X, Y): the probe set, read once
+        self.tensorboard = None  # a TensorBoardWriter, or None
+        if tensorboard is not None:
+            from ..integrations.tensorboard import TensorBoardWriter
+
+            self.tensorboard = TensorBoardWriter(tensorboard)
 
     @staticmethod
     def _check_data(name: str, data):
@@ -315,6 +326,8 @@ class Tracker:
         self.records.append(rec)
         if self.path is not None:
             self._write(rec)
+        if self.tensorboard is not None:
+            self.tensorboard.write_record(rec)
         return rec
 
     def _write(self, rec: dict) -> None:
@@ -511,6 +524,13 @@ class Tracker:
         return plot_records(
             self.records, path, kind=self.kind, damping=self.damping, command=command
         )
+
+    def to_dataframe(self):
+        """The records as a pandas DataFrame, one row per record, columns as in the JSONL table (module
+        docstring; units there) with ``layer_trace`` spread into ``layer_trace/<module>`` columns."""
+        from ._records import records_dataframe
+
+        return records_dataframe(self.records)
 
     def __repr__(self) -> str:
         return f"Tracker(quantities={self.quantities}, every={self.every}, records={len(self.records)})"

@@ -142,11 +142,10 @@ class InformationCurve:
         }
 
     def to_dataframe(self):
-        try:
-            import pandas as pd
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("to_dataframe() needs pandas: pip install pandas") from e
-        return pd.DataFrame(self.rows, columns=list(ROW_KEYS))
+        """One row per β, the columns of :data:`ROW_KEYS` (IW in nats, losses in nats per sample)."""
+        from .._base.frames import dataframe
+
+        return dataframe(self.rows, columns=list(ROW_KEYS))
 
     def __str__(self) -> str:
         head = f"{'beta':>10} {'IW nats':>12} {'E_Q[L_D]':>10} {'± se':>8} {'quadratic':>10} {'C_beta':>10}"

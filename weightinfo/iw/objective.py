@@ -74,6 +74,13 @@ class LagrangianResult:
             },
         }
 
+    def to_dataframe(self):
+        """One row, the scalar fields of :meth:`to_dict` (``value``, ``expected_loss`` in nats per sample,
+        ``kl_nats``, ``kl_bits``, ``beta`` per sample, settings)."""
+        from .._base.frames import one_row
+
+        return one_row(self.to_dict())
+
 
 def lagrangian(
     model: nn.Module,

@@ -159,4 +159,6 @@ class InformationResult:
         }
 
     def to_dataframe(self):
+        """``per_layer`` as a DataFrame: ``layer, type, n_params, nats, bits, share`` (fraction of IW),
+        ``nats_per_param``; one row per module."""
         return self.per_layer.to_dataframe()
