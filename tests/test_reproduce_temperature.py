@@ -98,6 +98,8 @@ def test_quick_run_through_the_command(tmp_path):
         assert sum(row["n_runs"] for row in e["per_temperature"]) == e["n_reached"]
         assert e["paired"]["n_seeds"] == s["seeds"]
         assert e["loss_stop_range"][1] <= e["target_loss"]
+        la = e["loss_adjusted"]  # two targets: the along-run rate between them is defined, and > 0
+        assert la["sensitivity"] is not None and la["sensitivity"] > 0
     for k in (
         "experiment",
         "settings",

@@ -33,7 +33,8 @@ Construction (exact):
   ``damping``), tr F, L and accuracy; free energy L + (T/2) ln|F + δI|.
 * Analysis, per target, over the runs that reached it: Spearman ρ(T, ln|F + δI|), ρ(T, tr F) and ρ(T, L_stop)
   (the residual loss spread) with seeded percentile bootstrap CIs over runs (``spearman_ci``); the least-squares
-  fit ln|F + δI| = a + b·log10 T + c·ln L_stop (b: nats per decade of T at fixed loss, with its standard error);
+  fit ln|F + δI| = a + b·log10 T + c·ln L_stop (b: nats per decade of T at fixed loss, with its standard error),
+  and the same with c fixed at the along-run rate d ln|F + δI| / d ln L measured between adjacent targets;
   paired by seed (same init and batch-order seed): the within-seed Spearman ρ(T, ln|F + δI|) of every seed,
   their mean with a percentile bootstrap CI over seeds, and how many seeds have ρ < 0; per distinct T the means;
   for (η, B) pairs with equal η/B, the mean |Δ ln|F + δI|| between them at the same seed (SGD's linear
@@ -57,14 +58,18 @@ JSON fields (``temperature.json``):
   last check), ``loss_prev`` (the same at the previous check, > L* when reached; null if the stop is the
   check before the first step), and where reached (else null): ``loss`` (L from the Tracker, nats / sample,
   equal to ``loss_stop`` up to float rounding), ``accuracy`` (training, fraction), ``logdet`` (ln|F + δI|,
-  nats), ``logdet_method`` ("dense"), ``trace`` (tr F, the sum of the Fisher's diagonal, per sample), ``free_energy``
-  (L + (T/2) ln|F + δI|, nats).
+  nats), ``logdet_method`` ("dense"), ``trace`` (tr F, the sum of the Fisher's diagonal, per
+  sample), ``free_energy`` (L + (T/2) ln|F + δI|, nats).
 * ``analysis``: ``by_target`` — one entry per L* (highest first): ``target_loss``, ``n_runs``, ``n_reached``,
   ``not_reached`` (list of {lr, batch, seed, loss_stop, sgd_time}), ``n_temperatures`` (distinct T reached),
   ``rho_T_logdet``, ``rho_T_trace``, ``rho_T_loss_stop``, ``rho_T_sgd_time`` (each ``{rho, ci_low, ci_high, n,
   n_boot_used}``), ``loss_stop_range`` ([min, max], nats), ``slope`` (``per_decade_of_T`` and ``stderr`` in
-  nats of ln|F + δI| per decade of T, ``per_unit_ln_loss`` in nats), ``paired`` (``per_seed`` — list of {seed,
-  rho, n}; ``mean_rho``, ``ci_low``, ``ci_high`` over seeds; ``n_seeds``, ``n_negative``), ``linear_scaling``
+  nats of ln|F + δI| per decade of T, ``per_unit_ln_loss`` in nats), ``loss_adjusted`` (``sensitivity``:
+  median along-run d ln|F + δI| / d ln L between this and the adjacent target, nats; ``per_decade_of_T``,
+  ``stderr``: slope of ln|F + δI| − sensitivity·ln L_stop on log10 T, nats per decade; ``explained_by_loss``,
+  ``observed``: the part of the highest-minus-lowest-T difference of mean ln|F + δI| that the L_stop spread
+  accounts for at that rate, and that difference, nats), ``paired`` (``per_seed`` — list of {seed, rho, n};
+  ``mean_rho``, ``ci_low``, ``ci_high`` over seeds; ``n_seeds``, ``n_negative``), ``linear_scaling``
   (list of {T, configs, mean_abs_dlogdet (nats), n_pairs}), ``per_temperature`` (list of {temperature,
   configs, n_runs, loss_stop, logdet, trace, sgd_time, steps, free_energy} means over the runs that
   reached), ``verdict`` ("HOLDS" / "DOES NOT HOLD" / "NOT SHOWN"), ``paired_verdict`` (the same from the
