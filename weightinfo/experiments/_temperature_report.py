@@ -390,8 +390,12 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     runs, s, an = result["runs"], result["settings"], result["analysis"]
     targets = [e["target_loss"] for e in an["by_target"]]
     k = len(targets) + 1
-    fig = figure(3.9 * k, 4.2)
-    axes = fig.subplots(1, k)
+    nrow = math.ceil(k / 2)
+    fig = figure(11.0, 4.3 * nrow + 0.4)
+    grid = fig.subplots(nrow, 2, squeeze=False)
+    axes = [grid[i // 2][i % 2] for i in range(k)]
+    for i in range(k, 2 * nrow):
+        grid[i // 2][i % 2].set_visible(False)
     seeds = sorted({r["seed"] for r in runs})
     for ax, target in zip(axes, targets):
         for i, sd in enumerate(seeds):
@@ -434,6 +438,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     c.set_title(f"{s['dataset']} N = {s['n_train_used']}, MLP P = {s['n_params']}", fontsize=9)
     c.legend(fontsize=7)
     cmd = (result.get("made_by") or {}).get("command") or result["command"]
+    fig.tight_layout(rect=(0, 0.4 / (4.3 * nrow + 0.4), 1, 1))
     fig.text(0.01, 0.005, cmd, fontsize=7)
     return save_figure(fig, path)
 
