@@ -28,12 +28,13 @@ These commands are the one definition of each experiment's options: the scripts 
   and the seed-averaged Shannon information and the entropy of the piece reached vs SGD batch size
   (:func:`weightinfo.experiments.fig3.run_fig3`, settings :data:`~weightinfo.experiments.fig3.FIG3`); writes
   ``fig3.json``, ``.png`` and ``.md``. ``--quick``: 20 datasets × 3 seeds, 500 steps, seconds.
-* ``weightinfo reproduce temperature``: Prop 2.8 — SGD at temperatures T = η/B (a grid of η and B, several
-  seeds) on digits, and at the end the loss, ln|F + δI| (exact, dense), tr F and the free energy
-  L + (T/2) ln|F + δI|; Spearman ρ(T, ln|F|) over all runs and at equal loss
+* ``weightinfo reproduce temperature``: Prop 2.8 at equal loss — plain SGD at temperatures T = η/B (11 (η, B)
+  pairs, 10 distinct T, several seeds) on digits, each run stopped where its training loss first reaches each
+  target L*, and there ln|F + δI| (exact, dense), tr F and the loss; Spearman ρ(T, ln|F|) and ρ(T, tr F) per
+  target, paired by seed, with the residual loss spread
   (:func:`weightinfo.experiments.temperature.run_temperature`, settings
   :data:`~weightinfo.experiments.temperature.TEMPERATURE`); writes ``temperature.json``, ``.png`` and ``.md``.
-  ``--quick``: a 2 × 2 grid, 5 epochs, seconds.
+  ``--quick``: 128 images, 4 (η, B), 2 seeds, seconds.
 * ``weightinfo reproduce fig4``: Fig 4 — tr F after a fixed number of epochs vs batch size (fixed η and fixed
   η/B) and vs the number of classes k (same N, 10-output model), LeNet on Fashion-MNIST
   (:func:`weightinfo.experiments.fig4.run_fig4`, settings :data:`~weightinfo.experiments.fig4.FIG4`); writes
@@ -501,7 +502,7 @@ def temperature_cmd(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Prop 2.8: SGD temperature η/B vs ln|F + δI|, tr F, loss and free energy of the minimum reached."""
+    """Prop 2.8 at equal loss: SGD temperature η/B vs ln|F + δI| and tr F where the loss first reaches L*."""
     from ..experiments.temperature import run_temperature
 
     _run_reported(ctx, "temperature", run_temperature, out, quiet, quick=quick)
