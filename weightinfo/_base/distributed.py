@@ -36,6 +36,7 @@ __all__ = [
     "all_gather_rows",
     "all_reduce_max",
     "all_reduce_sum",
+    "local_share",
     "barrier",
     "global_count",
     "is_main",
@@ -243,3 +244,16 @@ def _device(group) -> torch.device:
     if backend == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def local_share(k: int, n_local: int | None) -> int:
+    """This rank's part of k samples drawn from the union of the shards, in proportion to its shard of
+    ``n_local`` rows (collective; rounding so the parts sum to min(k, N), at least 1 each); ``n_local=None``
+    (a loader of unknown length): ⌈k/W⌉ per rank."""
+    if n_local is None:
+        return -(-k // world_size())
+    counts = shard_counts(n_local)
+    N, r = sum(counts), rank()
+    before = sum(counts[:r])
+    k = min(k, N)
+    return max(1, round(k * (before + n_local) / N) - round(k * before / N))

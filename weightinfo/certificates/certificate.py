@@ -458,11 +458,9 @@ def _fisher_subset(x, y, seed: int):
     proportion to its shard (own seed per rank)."""
     k, seed = FISHER_EXAMPLES, int(seed) + 29
     if dist.world_size() > 1:
-        from ..iw._subsample import _local_share
-
         if dist.global_count(x.shape[0]) <= k:
             return x, y
-        k, seed = _local_share(k, x.shape[0]), dist.rank_seed(seed)
+        k, seed = dist.local_share(k, x.shape[0]), dist.rank_seed(seed)
     if x.shape[0] <= k:
         return x, y
     idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))

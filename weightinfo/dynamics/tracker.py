@@ -528,7 +528,7 @@ class Tracker:
     def to_dataframe(self):
         """The records as a pandas DataFrame, one row per record, columns as in the JSONL table (module
         docstring; units there) with ``layer_trace`` spread into ``layer_trace/<module>`` columns."""
-        from ._records import records_dataframe
+        from .records import records_dataframe
 
         return records_dataframe(self.records)
 

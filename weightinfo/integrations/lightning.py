@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..dynamics._records import logged_scalars
+from ..dynamics.records import logged_scalars
 from ..dynamics.tracker import DEFAULT_QUANTITIES, Tracker
 
 __all__ = ["PREFIX", "InformationCallback"]  # noqa: F822 (module __getattr__)

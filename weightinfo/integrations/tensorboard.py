@@ -20,7 +20,7 @@ Everything goes through ``torch.utils.tensorboard.SummaryWriter`` (needs the ``t
 ``weightinfo/iw/train_loss``, ``…/expected_loss``, ``…/lagrangian``  L_D(w*), E_Q[L_D], C_β [nats / sample]
 ========================================  ========================================================================
 
-Tracker scalars (:func:`weightinfo.dynamics._records.logged_scalars`: every measured number of a record, no
+Tracker scalars (:func:`weightinfo.dynamics.records.logged_scalars`: every measured number of a record, no
 settings) are written at ``global_step`` = the record's epoch (else its optimizer step, else its call number).
 Use ``Tracker(..., tensorboard=DIR)`` (or an open ``SummaryWriter``), :class:`TensorBoardWriter` directly,
 or ``weightinfo train/track/measure --tensorboard DIR``.
@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..dynamics._records import logged_scalars
+from ..dynamics.records import logged_scalars
 
 __all__ = [
     "PREFIX",

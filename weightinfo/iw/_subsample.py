@@ -34,7 +34,7 @@ def split_for_curvature(data, k: int, seed: int):
         and all(isinstance(t, torch.Tensor) for t in data)
     )
     if dist.active() and dist.world_size() > 1:
-        k = _local_share(k, data[0].shape[0] if is_tuple else None)
+        k = dist.local_share(k, data[0].shape[0] if is_tuple else None)
         seed = dist.rank_seed(seed)
     if is_tuple:
         X, Y = data
@@ -57,14 +57,3 @@ def split_for_curvature(data, k: int, seed: int):
             break
     first = next(it, None)
     return head, (None if first is None else itertools.chain([first], it)), n
-
-
-def _local_share(k: int, n_local: int | None) -> int:
-    """This rank's part of k curvature samples (module docstring); collective for tuples."""
-    if n_local is None:
-        return -(-k // dist.world_size())
-    counts = dist.shard_counts(n_local)
-    N, r = sum(counts), dist.rank()
-    before = sum(counts[:r])
-    k = min(k, N)
-    return max(1, round(k * (before + n_local) / N) - round(k * before / N))
