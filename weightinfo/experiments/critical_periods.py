@@ -61,12 +61,13 @@ the end, exact Fisher per probe sample, nats per squared weight unit); ``blocks`
 epoch just done), ``train_loss`` (null at 0), ``trace``, ``shares`` (9 block shares)); ``time_train_s``,
 ``time_fisher_s``, ``time_test_s`` (seconds).
 
-``analysis``: ``baseline`` (``accuracies`` per seed, ``mean``, ``spread`` = max − min, ``noise``); ``removal``,
+``analysis``: ``baseline`` (``seeds``, ``accuracies`` per seed, ``mean``, ``spread`` = max − min, ``noise``); ``removal``,
 ``window``, ``flip`` (rows: ``e`` or ``onset`` (+ ``length``), ``id``, ``epochs``, ``test_accuracy``, ``drop``
 (accuracy fraction, positive = worse than the baseline), ``trace``); ``fisher_curve`` (per tracked
-run: ``peak_epoch``, ``peak_trace``, ``final_trace``, ``final_over_peak``, ``init_trace``); ``layers`` (per
-tracked run: ``shares`` at the end and ``centre`` the depth centre, in blocks); ``final_trace_ratio_long_blur``
-(final tr F of the longest blur run / the baseline's); and the verdicts ``long_deficit_impairs``,
+run, keyed by run id: ``deficit``, ``deficit_end``, ``epochs``, ``peak_epoch``, ``peak_trace``, ``final_trace``,
+``final_over_peak``, ``init_trace``); ``layers`` (per tracked run, keyed by run id: ``deficit``, ``deficit_end``,
+``shares`` at the end and ``centre`` the depth centre, in blocks); ``final_trace_ratio_long_blur`` (final tr F of
+the longest blur run / that of the first removal run, e = ``removal_epochs[0]`` = 0: the baseline); and the verdicts ``long_deficit_impairs``,
 ``short_deficit_recovers``, ``window_peaks_early``, ``fisher_peaks_early``, ``blur_shifts_fisher_up``,
 ``flip_leaves_no_mark`` (bool).
 """
