@@ -275,3 +275,12 @@ def test_map_samples_loops_where_vmap_cannot():
     assert torch.equal(map_samples(lambda x: 3 * x)(x), 3 * x)  # vmap where it can
     with pytest.raises(ValueError, match="0 or None"):
         map_samples(f, (None, 1))
+
+
+def test_dict_batches_without_the_adapter_point_to_it():
+    tokens, weights, y = _bag_data(4)
+    model = weightinfo.adapt(BagOfWords(), inputs=("tokens", "weights"), logits="scores")
+    with pytest.raises(TypeError, match="weightinfo.adapt"):
+        weightinfo.fisher(model, [({"tokens": tokens, "weights": weights}, y)])
+    with pytest.raises(TypeError, match="weightinfo.adapt"):
+        weightinfo.fisher(model, [{"tokens": tokens, "weights": weights, "labels": y}])
