@@ -23,12 +23,17 @@ def _import_bert():
 
     transformers imports torchvision with its image utilities (pulled in by the loss registry of every model)
     whenever the package is installed; the torchvision wheel beside the CPU torch wheel is a CUDA build that
-    fails to import. A ``None`` in ``sys.modules`` makes transformers see torchvision as absent, which a text
-    model never needs; the entry is removed again so that other tests see the environment as it is.
+    fails to import. A ``None`` in ``sys.modules`` makes transformers see torchvision as absent (its check is
+    ``importlib.util.find_spec``, cached), which a text model never needs; the entry is removed again so that
+    other tests see the environment as it is.
     """
     had = "torchvision" in sys.modules
     if not had:
         sys.modules["torchvision"] = None
+        # Another import (lightning does) may have asked transformers already: forget its cached answer.
+        checks = sys.modules.get("transformers.utils.import_utils")
+        for name in ("is_torchvision_available", "is_torchvision_v2_available"):
+            getattr(getattr(checks, name, None), "cache_clear", lambda: None)()
     try:
         transformers = pytest.importorskip("transformers")
         BertConfig = transformers.BertConfig
