@@ -37,7 +37,7 @@ from .iw import (
     information_curve,
     lagrangian,
 )
-from .models import build_model
+from .models import ModelAdapter, adapt, build_model
 from .posterior import DiagGaussian, GaussianPrior, make_prior
 from .training import evaluate, train
 
@@ -77,6 +77,8 @@ __all__ = [
     "corrupt_labels",
     "first_classes",
     "build_model",
+    "adapt",
+    "ModelAdapter",
     "train",
     "Tracker",
     "evaluate",

@@ -4,11 +4,13 @@
 split into batches of ``batch_size``. Each batch is validated (finite inputs, matching lengths) as it is read,
 and an iterable that yields nothing is an error, not a zero. ``batch_size`` must be a positive integer, also
 for a DataLoader (which brings its own batches): every routine that takes one validates it here.
+Batches whose inputs are dicts of tensors (Hugging Face style) are packed into one tensor by
+``weightinfo.adapt`` (``weightinfo.models.adapter``), so every routine keeps one tensor ``x`` per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 
@@ -59,12 +61,22 @@ def _validated(data, device, batch_size: int) -> Iterator[tuple[torch.Tensor, to
         source = data
     n_batches = 0
     for k, batch in enumerate(source):
+        if isinstance(batch, Mapping):
+            raise TypeError(
+                f"data: batch {k} is a dict, not an (x, y) pair: wrap the model with weightinfo.adapt and "
+                "pass adapter.data(loader, target=...)"
+            )
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(f"data: batch {k} is not an (x, y) pair")
         x, y = batch[0], batch[1]
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            hint = (
+                " (inputs given as a dict: wrap the model with weightinfo.adapt and pass adapter.data(data))"
+                if isinstance(x, Mapping) or isinstance(batch, Mapping)
+                else ""
+            )
             raise TypeError(
-                f"data: batch {k} must hold tensors, got {type(x).__name__}, {type(y).__name__}"
+                f"data: batch {k} must hold tensors, got {type(x).__name__}, {type(y).__name__}{hint}"
             )
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"data: batch {k} has {x.shape[0]} inputs but {y.shape[0]} targets")

@@ -20,8 +20,9 @@ inverse of the (regularised) covariance:
 from __future__ import annotations
 
 import torch
-from torch.func import jacrev, jvp, vmap
+from torch.func import jacrev, jvp
 
+from .._base.vmapping import map_samples
 from .channel import Channel
 
 RANK_RTOL = 1e-10
@@ -151,14 +152,14 @@ def linearised(ch: Channel, x: torch.Tensor, v: torch.Tensor | None):
         return torch.cat([j[k].reshape(j[k].shape[0], -1).double() * scale[k] for k in w], 1)
 
     if v is None:
-        return vmap(jac)(x)
+        return map_samples(jac)(x)
 
     def one(xi, vi):
         mu_dot = jvp(mean, (xi,), (vi,))[1]
         A, A_dot = jvp(jac, (xi,), (vi,))
         return mu_dot.double(), A, A_dot
 
-    return vmap(one)(x, v)
+    return map_samples(one, (0, 0))(x, v)
 
 
 def reaching(ch: Channel, x: torch.Tensor, where: str) -> Channel:

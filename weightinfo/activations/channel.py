@@ -46,9 +46,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
+from torch.func import functional_call, jacrev
 
 from .._base.checks import check_finite_tensor, check_model
+from .._base.vmapping import map_samples
 
 __all__ = [
     "JACOBIAN_CHUNK_BYTES",
@@ -241,7 +242,7 @@ class Channel:
             j = jacrev(lambda ww: self._forward(ww, xi.unsqueeze(0)).squeeze(0))(w)
             return {k: v.reshape(v.shape[0], -1) for k, v in j.items()}
 
-        return vmap(jac)(x)
+        return map_samples(jac)(x)
 
     def covariances(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_z(x) = J(x) diag(σ²) J(x)ᵀ in float64, shape (n, dim, dim): exact for a layer linear in its noise.
@@ -265,7 +266,7 @@ class Channel:
     def input_jacobians(self, x: torch.Tensor) -> torch.Tensor:
         """∇_x μ(x) per example at w*, float64, shape (n, dim, dim x) (Eq 10 and F_{z|x} need it)."""
         w = self.noisy_means()
-        g = vmap(jacrev(lambda xi: self._forward(w, xi.unsqueeze(0)).squeeze(0)))(x)
+        g = map_samples(jacrev(lambda xi: self._forward(w, xi.unsqueeze(0)).squeeze(0)))(x)
         return g.reshape(g.shape[0], g.shape[1], -1).double()
 
     def sample(self, x: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
@@ -286,6 +287,8 @@ class Channel:
                 )
                 for k in w
             }
-            z = vmap(lambda p, xi: self._forward(p, xi.unsqueeze(0)).squeeze(0))(noisy, x)
+            z = map_samples(lambda p, xi: self._forward(p, xi.unsqueeze(0)).squeeze(0), (0, 0))(
+                noisy, x
+            )
             out.append(z)
         return torch.stack(out)

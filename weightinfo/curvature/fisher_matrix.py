@@ -37,6 +37,7 @@ from .._base import memory
 from .._base.batches import count_batches, iter_batches, rows
 from .._base.checks import check_choice, check_model, named_trainable
 from .._base.likelihoods import LOSSES, get_loss
+from .._base.vmapping import map_samples
 from .persample import PerSampleEngine, quiet_vmap
 from .result import Curvature, DenseBlock, DiagBlock
 from .vocabulary import KINDS
@@ -264,7 +265,7 @@ def _diag_blocks(model, data, *, params, kind, loss, mc_samples, seed, batch_siz
 
 
 def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progress):
-    from torch.func import functional_call, jacrev, vmap
+    from torch.func import functional_call, jacrev
 
     params = {k: p.detach() for k, p in named_trainable(model).items()}
     P = sum(p.numel() for p in params.values())
@@ -286,7 +287,7 @@ def _full_blocks(model, data, *, kind, loss, mc_samples, seed, batch_size, progr
             z = model(x)
         lossfn.check_targets(z, y)
         with quiet_vmap():
-            jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
+            jac = map_samples(jacrev(f), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
         J = torch.cat([jac[k].reshape(x.shape[0], jac[k].shape[1], -1) for k in names], dim=2).to(
             torch.float64
         )

@@ -12,7 +12,8 @@ weights of a layer only needs the layer's input a_i and the back-propagated grad
 * every other module that owns parameters (BatchNorm, LayerNorm, attention, embeddings, custom modules, the
   root): ``torch.func`` — a vmapped vector-Jacobian product of the module alone at its recorded inputs, so any
   module whose forward treats samples independently is covered. A module whose inputs or outputs are not
-  batch-first falls back to a vmapped VJP of the whole model for its parameters.
+  batch-first falls back to a vmapped VJP of the whole model for its parameters (one VJP per sample where the
+  forward has data-dependent control flow that vmap cannot batch, as Hugging Face attention masks do).
 
 A first-batch guard compares Σ_i (per-sample gradient) with the batch gradient of every parameter, so a
 parameter used outside its module's forward (weight tying, functional calls) is reported, never silently wrong.
@@ -26,9 +27,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vjp
 from torch.nn import functional as F
 from torch.utils._pytree import tree_flatten
+
+from .._base.vmapping import map_samples
 
 # Upper bound on the number of elements of an explicit per-sample gradient chunk (B_chunk × layer size).
 _CHUNK_ELEMENTS = 1 << 24
@@ -479,7 +482,7 @@ class PerSampleEngine:
                 return pull(tuple(d.unsqueeze(0) for d in ds))[0]
 
             with self._paused():
-                ps = vmap(one, in_dims=(None, 0, *arg_dims))(local, tuple(deltas), *args)
+                ps = map_samples(one, in_dims=(None, 0, *arg_dims))(local, tuple(deltas), *args)
             for ln in local:
                 total[ln] = total[ln] + ps[ln]
         yield from total.items()
@@ -497,7 +500,7 @@ class PerSampleEngine:
             return pull(gi)[0]
 
         with self._paused():
-            ps = vmap(one, in_dims=(None, 0, 0))(params, x, g)
+            ps = map_samples(one, in_dims=(None, 0, 0))(params, x, g)
         for full, ln in names.items():
             yield ln, ps[full]
 

@@ -6,6 +6,7 @@
 (:func:`set_eval`, :func:`eval_mode`).
 """
 
+from .adapter import ModelAdapter, adapt
 from .allcnn import AllCNN
 from .lenet import LeNet
 from .mlp import MLP
@@ -18,7 +19,9 @@ __all__ = [
     "MLP",
     "AllCNN",
     "LeNet",
+    "ModelAdapter",
     "ModelSuggestion",
+    "adapt",
     "ResNet18",
     "build_model",
     "count_parameters",
