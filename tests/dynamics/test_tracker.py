@@ -207,7 +207,7 @@ def test_information_quantity():
 
 
 def test_slq_logdet_above_dense_limit(monkeypatch):
-    from weightinfo.dynamics import tracker as mod
+    from weightinfo.dynamics import _tracker_measures as mod
 
     X, Y = _data()
     model = _mlp()

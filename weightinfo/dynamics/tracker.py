@@ -109,6 +109,7 @@ from ..curvature.persample import PerSampleEngine
 from ..curvature.result import layer_of
 from ..models.modes import eval_mode
 from ..training import correct_count, loss_value
+from ._tracker_measures import DENSE_LOGDET_MAX_PARAMS, evaluate, information_at, logdet
 from ._tracker_plot import UNITS
 
 __all__ = [
@@ -134,8 +135,6 @@ QUANTITIES: tuple[str, ...] = (
 DEFAULT_QUANTITIES: tuple[str, ...] = ("trace", "layer_trace", "loss", "accuracy", "temperature")
 # δ of ln|F + δI|: F of an over-parameterised network is singular, so some damping is needed (Fig 1's is unstated).
 DEFAULT_DAMPING = 1e-3
-# Up to this many parameters ln|F + δI| comes from the dense Fisher's eigenvalues (P² float64: 32 MB at 2,000).
-DENSE_LOGDET_MAX_PARAMS = 2_000
 # Groups of the batch-means standard error of tr F (module docstring).
 DEFAULT_STDERR_GROUPS = 10
 
@@ -312,11 +311,11 @@ class Tracker:
             check_model(model)
             rec.update(self._probe_pass(model))
             if "logdet" in q:
-                rec.update(self._logdet(model))
+                rec.update(logdet(self, model))
             if "information" in q:
-                rec["information"] = self._information(model)
+                rec["information"] = information_at(self, model)
             if self.test_data is not None and ("loss" in q or "accuracy" in q):
-                ev = _evaluate(model, self.test_data, self.loss, self.eval_batch_size)
+                ev = evaluate(model, self.test_data, self.loss, self.eval_batch_size)
                 if "loss" in q:
                     rec["test_loss"] = ev["loss"]
                 if "accuracy" in q:
@@ -420,7 +419,7 @@ class Tracker:
                     group_sums[g, i] += et.sums[k].sum()
                     et.sums[k].zero_()
         if not (et or en) and ("loss" in q or "accuracy" in q):  # forward passes only
-            ev = _evaluate(model, (X, Y), self.loss, self.eval_batch_size)
+            ev = evaluate(model, (X, Y), self.loss, self.eval_batch_size)
             loss_sum, correct_sum, has_acc = ev["loss"] * N, (ev["accuracy"] or 0.0) * N, ev["accuracy"] is not None  # fmt: skip
         g_sq = sum(float(en.sums[k].sum()) for k in names) if en else 0.0
         if (et or en) and dist.world_size() > 1:  # the union's sums (one all-reduce)
@@ -458,58 +457,6 @@ class Tracker:
             out["gradient_trace_cov"] = tr_sigma
         return out
 
-    def _logdet(self, model: nn.Module) -> dict[str, Any]:
-        P = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        if P > DENSE_LOGDET_MAX_PARAMS:
-            return self._slq_logdet(model)
-        from ..curvature.fisher_matrix import fisher
-
-        X, Y = self._probe_tensors(next(model.parameters()).device)
-        F = fisher(model, (X, Y), kind="exact", structure="full", loss=self.loss,
-                   batch_size=self.eval_batch_size, progress=False)  # fmt: skip
-        ev = torch.linalg.eigvalsh(F.blocks[0].matrix).clamp_min(0.0)
-        return {
-            "logdet": float(torch.log(ev + self.damping).sum()),
-            "logdet_stderr": 0.0,
-            "logdet_method": "dense",
-            "logdet_damping": self.damping,
-        }
-
-    def _slq_logdet(self, model: nn.Module) -> dict[str, Any]:
-        from ..curvature.lanczos import slq_logdet
-        from ..curvature.products import CurvatureOperator
-
-        op = CurvatureOperator(
-            model, self.probe_data, "fisher", loss=self.loss, batch_size=self.eval_batch_size
-        )
-        est = slq_logdet(
-            op, self.damping, n_probes=self.slq_probes, n_steps=self.slq_steps, seed=self.seed
-        )
-        return {
-            "logdet": est.value,
-            "logdet_stderr": est.stderr,
-            "logdet_method": "slq",
-            "logdet_damping": self.damping,
-        }
-
-    def _information(self, model: nn.Module) -> float:
-        from ..iw import information
-
-        res = information(
-            model,
-            self.probe_data,
-            beta=self.beta,
-            prior_scale=self.prior_scale,
-            method="fisher",
-            loss=self.loss,
-            mc_samples=0,
-            seed=self.seed,
-            batch_size=self.eval_batch_size,
-            progress=False,
-            curvature_kind=self.kind,
-        )
-        return float(res.nats)
-
     # ----------------------------------------------------------------------------------------------
     # output
     # ----------------------------------------------------------------------------------------------
@@ -534,25 +481,3 @@ class Tracker:
 
     def __repr__(self) -> str:
         return f"Tracker(quantities={self.quantities}, every={self.every}, records={len(self.records)})"
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, data, loss: str, batch_size: int) -> dict[str, Any]:
-    """Mean loss and accuracy over ``data`` (tuple or loader), model already in eval mode."""
-    device = next(model.parameters()).device
-    n, has_acc = 0, True
-    total = torch.zeros((), dtype=torch.float64, device=device)  # read once, after the pass
-    correct = torch.zeros((), dtype=torch.float64, device=device)
-    for x, y in iter_batches(data, device=device, batch_size=batch_size):
-        z = model(x)
-        total += loss_value(loss, z, y).to(torch.float64) * x.shape[0]
-        c = correct_count(loss, z, y)
-        has_acc = has_acc and c is not None
-        if c is not None:
-            correct += c
-        n += x.shape[0]
-    if dist.world_size() > 1:  # each rank evaluated its shard: the union's means
-        red = dist.reduce_sums({"t": total, "c": correct, "n": n, "no_acc": int(not has_acc)})
-        total, correct, n, has_acc = red["t"], red["c"], red["n"], red["no_acc"] == 0
-    total, correct = float(total), float(correct)
-    return {"loss": total / n, "accuracy": correct / n if has_acc else None}
