@@ -22,8 +22,10 @@ over the ranks (:mod:`.risk`: whole-network draws shared by seed, per-example dr
 screening, the choice, m and the bound are identical on every rank; K and δ_K are unchanged. The optimised
 posteriors reduce their data term's gradient every step (:mod:`.posterior_fit`); the information posterior's
 Fisher is reduced (its subset of :data:`~.selection.FISHER_EXAMPLES` is split in proportion to the shards);
-the prior set is gathered and the prior mean trained identically on every rank (the same w0 as one process,
-no speed-up there). The record hashes each sharded set as the union of the shards (total n, a hash of the
+the prior set is gathered and the prior mean trained data-parallel (:mod:`._prior_parallel`: the
+single-process minibatches, each rank the gradient of its share of every batch, all-reduced before each step;
+w0 identical on every rank and equal to one process's up to summation order, so its hash differs; dropout
+masks per rank; BatchNorm models trained whole on every rank, as one process). The record hashes each sharded set as the union of the shards (total n, a hash of the
 shards' hashes).
 """
 

@@ -19,8 +19,11 @@ the surrogate sums and batch sizes are all-reduced into the union's batch loss L
 L̂ (its ∂f/∂L̂ identical on every rank), and the data term's gradient ∂f/∂L̂ · Σ_r ∇(Σ ℓ)_r / B is all-reduced
 (float64) and added to the KL term's gradient; an epoch lasts until every shard is spent. (μ, ρ) stay identical
 on every rank. This is another draw of the same stochastic optimisation as one process on all the data (other
-batches and noise), not the same numbers. :func:`train_prior_mean` is not distributed: ``certify`` gathers the
-prior set and trains the same prior on every rank.
+batches and noise), not the same numbers. :func:`train_prior_mean` under a process group takes the whole prior
+set on every rank (``certify`` gathers it) and trains data-parallel (:mod:`._prior_parallel`): the same batches
+as one process, each rank the gradient of its share of every batch, all-reduced (float64) before each identical
+SGD step — the single-process prior up to summation order (not bitwise, so not its hash); with dropout another
+draw of the same SGD; a model with BatchNorm is trained whole on every rank as by one process.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from .._base import distributed as dist
 from .._base.checks import check_momentum
 from ..posterior.sampling import find_local_reparam_modules, local_reparam_forward
+from ._prior_parallel import data_parallel, train_data_parallel
 from .risk import P_MIN, bounded_ce
 
 OBJECTIVES = ("fquad", "flambda", "fclassic")
@@ -126,6 +130,12 @@ def train_prior_mean(
     epoch the held-out 0-1 error is measured, w0 is the weights of the best epoch (the first on ties), and
     training stops after ``patience`` epochs without improvement. ``info`` (a dict), if given, receives
     ``epochs_run``, ``best_epoch`` and ``holdout_error``.
+
+    Under a process group of several ranks (``data`` the whole prior set, the same on every rank; collective)
+    the SGD is data-parallel (:mod:`._prior_parallel`): w0 is identical on every rank and equals the
+    single-process w0 up to float summation order (so the record's prior-mean hash, of the exact bits,
+    generally differs from the single-process one); with dropout it is another draw of the same SGD; models
+    with BatchNorm are trained as by one process on every rank.
     """
     from ..training import train
 
@@ -151,23 +161,32 @@ def train_prior_mean(
         x, y = x[in_idx], y[in_idx]
     gen = torch.Generator().manual_seed(int(seed))
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen)
-    result = train(
-        net,
-        loader,
-        epochs=int(epochs),
-        lr=lr,
-        optimizer="sgd",
-        momentum=float(momentum),
-        schedule=schedule,
-        seed=int(seed),
-        progress=False,
-        callbacks=callbacks,
-    )
+    if data_parallel(net):  # a process group: the same SGD, each rank its share of every batch
+        if callbacks:
+            keeper.shared = True
+        epochs_run = train_data_parallel(
+            net, loader, epochs=int(epochs), lr=lr, momentum=float(momentum), schedule=schedule,
+            seed=int(seed), callbacks=callbacks,
+        )  # fmt: skip
+    else:
+        result = train(
+            net,
+            loader,
+            epochs=int(epochs),
+            lr=lr,
+            optimizer="sgd",
+            momentum=float(momentum),
+            schedule=schedule,
+            seed=int(seed),
+            progress=False,
+            callbacks=callbacks,
+        )
+        epochs_run = result.epochs_run
     if callbacks:
         net.load_state_dict(keeper.best_state)
     if info is not None:
-        info["epochs_run"] = int(result.epochs_run)
-        info["best_epoch"] = keeper.best_epoch if callbacks else int(result.epochs_run)
+        info["epochs_run"] = int(epochs_run)
+        info["best_epoch"] = keeper.best_epoch if callbacks else int(epochs_run)
         info["holdout_error"] = keeper.best_error if callbacks else None
     return param_means(net.eval())
 
@@ -179,19 +198,26 @@ class _BestOnHoldout:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, patience: int):
         self.x, self.y, self.patience = x, y, patience
         self.best_error, self.best_epoch, self.best_state = math.inf, 0, None
+        # Data-parallel training (every rank holds all the held-out rows): each rank counts the errors on
+        # its share and the counts are all-reduced (collective), so every rank takes the same decision.
+        self.shared = False
 
     @torch.no_grad()
     def on_epoch_end(self, state) -> bool:
         net = state.model
         was_training = net.training
         net.eval()
-        err = (
-            sum(
-                float((net(self.x[i : i + 4096]).argmax(-1) != self.y[i : i + 4096]).sum())
-                for i in range(0, self.x.shape[0], 4096)
-            )
-            / self.x.shape[0]
+        x, y = self.x, self.y
+        if self.shared:
+            lo, hi = dist.shard_bounds(x.shape[0])
+            x, y = x[lo:hi], y[lo:hi]
+        err = sum(
+            float((net(x[i : i + 4096]).argmax(-1) != y[i : i + 4096]).sum())
+            for i in range(0, x.shape[0], 4096)
         )
+        if self.shared:
+            err = dist.reduce_sums({"e": err})["e"]
+        err = err / self.x.shape[0]
         net.train(was_training)
         if err < self.best_error:
             self.best_error, self.best_epoch = err, state.epoch
