@@ -54,8 +54,14 @@ def test_plan_counts_epochs_and_dedups():
     plan = plan_runs(s)
     keys = [(r["deficit"], r["deficit_start"], r["deficit_end"], r["seed"]) for r in plan]
     assert len(keys) == len(set(keys))
+    lengths = sorted({r["deficit_end"] + s["clean_epochs"] for r in plan})
     for r in plan:
-        assert r["epochs"] == r["deficit_end"] + s["clean_epochs"]
+        if (
+            r["deficit"] == "none"
+        ):  # the matched control: trained to the longest total, tested at every total
+            assert r["control_lengths"] == lengths and r["epochs"] == lengths[-1]
+        else:
+            assert r["epochs"] == r["deficit_end"] + s["clean_epochs"]
         assert r["deficit_epochs"] == r["deficit_end"] - r["deficit_start"]
     # onset 0 of the window is the removal run at e = window_length: trained once, with both roles
     w0 = [r for r in plan if r["deficit"] == "blur" and r["deficit_start"] == 0
@@ -89,11 +95,14 @@ def test_quick_run_through_the_command(tmp_path):
     assert s["epochs_total"] == sum(r["epochs"] for r in runs)
     for r in runs:
         # epochs counted right: deficit epochs + the same clean epochs after removal, steps = epochs · ⌈N/B⌉
-        assert (
-            r["epochs"]
-            == r["deficit_end"] + s["clean_epochs"]
-            == r["clean_epochs_after"] + r["deficit_end"]
-        )
+        assert r["epochs"] == r["clean_epochs_after"] + r["deficit_end"]
+        if r["deficit"] == "none":
+            lengths = r["control_lengths"]
+            assert r["epochs"] == max(lengths)
+            assert [p["epochs"] for p in r["test_at"]] == lengths
+            assert r["test_at"][-1]["test_accuracy"] == r["test_accuracy"]
+        else:
+            assert r["epochs"] == r["deficit_end"] + s["clean_epochs"]
         assert r["steps"] == r["epochs"] * steps_per_epoch
         assert r["lr_final"] == pytest.approx(s["lr"] * s["lr_decay"] ** (r["epochs"] - 1))
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["test_loss"] >= 0
@@ -112,13 +121,21 @@ def test_quick_run_through_the_command(tmp_path):
         else:
             assert r["curve"] is None
     an = data["analysis"]
-    b = an["baseline"]
-    assert len(b["accuracies"]) == s["baseline_seeds"]
-    assert b["noise"] >= max(2 * b["spread"], s["min_noise"]) - 1e-12
+    b = {x["epochs"]: x for x in an["baseline"]["by_length"]}
+    clean = [r for r in runs if r["deficit"] == "none"]
+    assert len(clean) == s["baseline_seeds"]
+    for L, x in b.items():
+        accs = [next(p["test_accuracy"] for p in r["test_at"] if p["epochs"] == L) for r in clean]
+        assert x["mean"] == pytest.approx(sum(accs) / len(accs))
+        assert x["noise"] >= max(2 * (max(accs) - min(accs)), s["min_noise"]) - 1e-12
     assert [x["e"] for x in an["removal"]] == s["removal_epochs"]
     assert [x["onset"] for x in an["window"]] == s["window_onsets"]
     for x in an["removal"] + an["window"] + an["flip"]:
-        assert x["drop"] == pytest.approx(b["mean"] - x["test_accuracy"])
+        # every drop is against the clean runs after the same total number of epochs
+        assert (
+            x["clean_accuracy"] == b[x["epochs"]]["mean"] and x["noise"] == b[x["epochs"]]["noise"]
+        )
+        assert x["drop"] == pytest.approx(b[x["epochs"]]["mean"] - x["test_accuracy"])
     for k in ("long_deficit_impairs", "short_deficit_recovers", "window_peaks_early", "fisher_peaks_early",
               "blur_shifts_fisher_up", "flip_leaves_no_mark"):  # fmt: skip
         assert isinstance(an[k], bool)

@@ -31,8 +31,12 @@ Construction (exact):
   Fisher (``weightinfo.fisher(kind="exact", structure="diag")``, labels from the model) on the first ``n_probe``
   clean training images: tr F and its split over the 9 blocks (conv + BN of a block together). For the tracked
   runs (the baseline and the longest blur) the same Fisher at every epoch from 0 (init).
-* Analysis (:mod:`._critical_periods_report`): drop = baseline mean test accuracy − run's test accuracy;
-  noise = max(2 × |seed spread of the baseline|, ``min_noise``); normalised per-layer Fisher = block trace / total
+* Matched control: the clean runs (no deficit, seeds 0 … ``baseline_seeds`` − 1) train to the longest total
+  number of epochs of any run and are tested after every total that a deficit run has (``test_at``): a clean run
+  of L epochs is the first L epochs of a longer one (same init, batch order and lr schedule), and a deficit run of
+  seed 0 shares all three with the clean run of seed 0, so it differs from it only by the deficit.
+* Analysis (:mod:`._critical_periods_report`): drop = mean clean test accuracy after the run's total number of
+  epochs − the run's test accuracy; noise = max(2 × |seed spread of the clean runs at that length|, ``min_noise``); normalised per-layer Fisher = block trace / total
   trace (shares sum to 1) and its depth centre Σ_i i · share_i (blocks i = 0 … 8).
 
 JSON fields (``critical_periods.json``)
@@ -59,15 +63,20 @@ the end, exact Fisher per probe sample, nats per squared weight unit); ``blocks`
 ``n_params``, ``trace``, ``share`` = trace / total, ``per_weight`` = trace / n_params); ``tracked`` (bool);
 ``curve`` (tracked runs only; per epoch 0 … epochs: ``epoch`` (epochs completed), ``lr`` (lr of the epoch just done; null at 0), ``deficit_on`` (during the
 epoch just done), ``train_loss`` (null at 0), ``trace``, ``shares`` (9 block shares)); ``time_train_s``,
-``time_fisher_s``, ``time_test_s`` (seconds).
+``time_fisher_s``, ``time_test_s`` (seconds). Clean runs only: ``control_lengths`` (the totals they are tested
+at, epochs; ``epochs`` = the largest) and ``test_at`` (per length: ``epochs``, ``test_accuracy``, ``test_loss``,
+``train_loss``).
 
-``analysis``: ``baseline`` (``seeds``, ``accuracies`` per seed, ``mean``, ``spread`` = max − min, ``noise``); ``removal``,
-``window``, ``flip`` (rows: ``e`` or ``onset`` (+ ``length``), ``id``, ``epochs``, ``test_accuracy``, ``drop``
-(accuracy fraction, positive = worse than the baseline), ``trace``); ``fisher_curve`` (per tracked
+``analysis``: ``baseline`` (``seeds``; ``by_length``: per total L, ``epochs`` = L, ``accuracies`` per seed,
+``mean``, ``spread`` = max − min, ``noise``); ``removal``, ``window``, ``flip`` (rows: ``e`` or ``onset``
+(+ ``length``), ``id``, ``epochs`` (the run's total; e = 0: ``clean_epochs``), ``test_accuracy``,
+``clean_accuracy`` (mean clean accuracy after ``epochs``), ``drop`` = clean_accuracy − test_accuracy (accuracy
+fraction, positive = worse than the clean run of equal length), ``noise``, ``trace`` (null for e = 0 with an
+untracked clean run), ``clean_trace`` (the tracked clean run's tr F after ``epochs``)); ``fisher_curve`` (per tracked
 run, keyed by run id: ``deficit``, ``deficit_end``, ``epochs``, ``peak_epoch``, ``peak_trace``, ``final_trace``,
 ``final_over_peak``, ``init_trace``); ``layers`` (per tracked run, keyed by run id: ``deficit``, ``deficit_end``,
-``shares`` at the end and ``centre`` the depth centre, in blocks); ``final_trace_ratio_long_blur`` (final tr F of
-the longest blur run / that of the first removal run, e = ``removal_epochs[0]`` = 0: the baseline); and the verdicts ``long_deficit_impairs``,
+``epochs``, ``shares`` at the end and ``centre`` the depth centre, in blocks); ``final_trace_ratio_long_blur`` (final
+tr F of the longest blur run / the clean run's after the same total number of epochs); and the verdicts ``long_deficit_impairs``,
 ``short_deficit_recovers``, ``window_peaks_early``, ``fisher_peaks_early``, ``blur_shifts_fisher_up``,
 ``flip_leaves_no_mark`` (bool).
 """
@@ -183,6 +192,15 @@ def plan_runs(s: dict[str, Any]) -> list[dict[str, Any]]:
     for r in out:
         r["clean_epochs_after"] = int(s["clean_epochs"])
         r["epochs"] = r["deficit_end"] + r["clean_epochs_after"]
+    # The clean runs are the matched control: a run with a deficit is compared with the clean run of the same seed
+    # after the same total number of epochs (same init, batch order and lr schedule: a clean run of L epochs is the
+    # first L epochs of a longer one), so the clean runs train to the longest total and are tested at every total.
+    lengths = sorted({r["epochs"] for r in out})
+    for r in out:
+        if r["deficit"] == "none":
+            r["control_lengths"] = lengths
+            r["epochs"] = lengths[-1]
+            r["clean_epochs_after"] = lengths[-1]
         r["deficit_epochs"] = r["deficit_end"] - r["deficit_start"]
         r["tracked"] = (r["deficit"] == "none" and r["seed"] == 0) or (
             r["deficit"] == "blur" and r["deficit_start"] == 0 and r["deficit_end"] == longest
@@ -210,13 +228,20 @@ def _blocks(model, X, Y) -> tuple[float, list[dict[str, Any]]]:
     return total, blocks
 
 
+def _test(model, data) -> dict[str, Any]:
+    """Mean loss and accuracy on the clean test images (eval mode)."""
+    from ..training import evaluate
+
+    Xt, Yt = data["Xt"], data["Yt"]
+    return evaluate(model, [(Xt[i : i + 1000], Yt[i : i + 1000]) for i in range(0, len(Xt), 1000)])
+
+
 def _train(run: dict[str, Any], s: dict[str, Any], data: dict[str, Any], log) -> dict[str, Any]:
     """Train one run, measure it; returns the run dict completed with its numbers."""
     import torch
     import torch.nn.functional as fn
 
     from ..models import AllCNN
-    from ..training import evaluate
 
     X, Y, Xp, Yp = data["X"], data["Y"], data["Xp"], data["Yp"]
     t0 = time.perf_counter()
@@ -226,7 +251,7 @@ def _train(run: dict[str, Any], s: dict[str, Any], data: dict[str, Any], log) ->
                           weight_decay=float(s["weight_decay"]))  # fmt: skip
     g = torch.Generator().manual_seed(10_000 + run["seed"])
     n, b = len(X), int(s["batch"])
-    t_fisher, steps, curve, train_loss, lr = 0.0, 0, [], None, None
+    t_fisher, t_test, steps, curve, train_loss, lr, test_at = 0.0, 0.0, 0, [], None, None, []
     if run["tracked"]:
         t1 = time.perf_counter()
         tr, blocks = _blocks(model, Xp, Yp)
@@ -251,27 +276,37 @@ def _train(run: dict[str, Any], s: dict[str, Any], data: dict[str, Any], log) ->
             tot += loss.item() * len(idx)
             steps += 1
         train_loss = tot / n
+        if epoch + 1 in run.get("control_lengths", ()):
+            t1 = time.perf_counter()
+            ev = _test(model, data)
+            t_test += time.perf_counter() - t1
+            test_at.append({"epochs": epoch + 1, "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+                            "train_loss": train_loss})  # fmt: skip
         if run["tracked"]:
             t1 = time.perf_counter()
             tr, blocks = _blocks(model, Xp, Yp)
             t_fisher += time.perf_counter() - t1
             curve.append({"epoch": epoch + 1, "lr": lr, "deficit_on": on, "train_loss": train_loss,
                           "trace": tr, "shares": [bl["share"] for bl in blocks]})  # fmt: skip
-    t_train = time.perf_counter() - t0 - t_fisher
+    t_train = time.perf_counter() - t0 - t_fisher - t_test
     if run["tracked"]:  # the last point of the curve is the end of training
         trace = tr
     else:
         t1 = time.perf_counter()
         trace, blocks = _blocks(model, Xp, Yp)
         t_fisher += time.perf_counter() - t1
-    t1 = time.perf_counter()
-    Xt, Yt = data["Xt"], data["Yt"]
-    ev = evaluate(model, [(Xt[i : i + 1000], Yt[i : i + 1000]) for i in range(0, len(Xt), 1000)])
-    acc, test_loss = ev["accuracy"], ev["loss"]
-    t_test = time.perf_counter() - t1
+    if test_at:  # a clean run was tested at its last epoch already
+        acc, test_loss = test_at[-1]["test_accuracy"], test_at[-1]["test_loss"]
+    else:
+        t1 = time.perf_counter()
+        ev = _test(model, data)
+        acc, test_loss = ev["accuracy"], ev["loss"]
+        t_test += time.perf_counter() - t1
     out = dict(run, steps=steps, lr_final=lr, train_loss=train_loss, test_accuracy=acc, test_loss=test_loss,
                trace=trace, blocks=blocks, curve=curve if run["tracked"] else None,
                time_train_s=t_train, time_fisher_s=t_fisher, time_test_s=t_test)  # fmt: skip
+    if run.get("control_lengths"):
+        out["test_at"] = test_at
     log(
         f"{run['id']} ({run['epochs']} epochs): test acc {acc:.4f}  tr F {trace:.4g}  "
         f"train L {train_loss:.4f}  ({t_train + t_fisher + t_test:.1f} s)"
