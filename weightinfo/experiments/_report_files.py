@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["caption_command", "write_report"]
+__all__ = ["argv_command", "caption_command", "finish", "write_report"]
 
 
 def write_report(
@@ -44,3 +46,27 @@ def caption_command(fig, result: dict[str, Any]) -> None:
     cmd = (result.get("made_by") or {}).get("command") or result.get("command")
     if cmd:
         fig.text(0.01, 0.005, cmd, fontsize=7, wrap=True)
+
+
+def argv_command() -> str:
+    """This process's command line as the reproductions record it in their ``command`` field: the Python
+    executable's name and the arguments, shell-quoted."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def finish(
+    out: dict[str, Any],
+    out_dir: str | os.PathLike | None,
+    *,
+    reading: Callable[[dict[str, Any]], list[str]],
+    write_outputs: Callable[[dict[str, Any], str | os.PathLike], list[Path]],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The last step of every reproduction: ``out["analysis_summary"]`` from ``reading``, then (with ``out_dir``)
+    the report files, their paths in ``out["files"]``, one ``wrote PATH`` line each. Returns ``out``."""
+    out["analysis_summary"] = reading(out)
+    if out_dir is not None:
+        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
+        for p in out["files"]:
+            log(f"wrote {p}")
+    return out

@@ -85,12 +85,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from ._report_files import argv_command, finish
 
 __all__ = [
     "CRITICAL_PERIODS",
@@ -355,7 +354,7 @@ def run_critical_periods(
     )
     runs = [_train(r, s, data, log) for r in plan]
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = dict(
         s, n_params=n_params, input_shape=list(shape), channels=channels, epochs_total=epochs_total,
         steps_per_epoch=math.ceil(n / int(s["batch"])),
@@ -382,9 +381,4 @@ def run_critical_periods(
     }
     out["analysis"] = analyse(runs, s)
     out["time_s"] = time.perf_counter() - t_start
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p_ in out["files"]:
-            log(f"wrote {p_}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)

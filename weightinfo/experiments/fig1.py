@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from ._report_files import argv_command, finish
 
 __all__ = ["FIG1", "FIG1_QUICK", "run_fig1", "fisher_dense", "hessian_dense"]
 
@@ -229,7 +228,7 @@ def run_fig1(
             ((logits(w, ds.x_test.double(), h) > 0).double() == ds.y_test.double()).double().mean()
         )
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in s.items()}
     settings_out.update(
         seed=seed, n_params=k, n_train=len(x), dataset_description=ds.describe(),
@@ -253,9 +252,4 @@ def run_fig1(
         "times_s": {"train": t_train, "measure": t_meas},
         "time_s": time.perf_counter() - t_start,
     }
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p in out["files"]:
-            log(f"wrote {p}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from ._report_files import argv_command, finish
 
 __all__ = ["FIG3", "FIG3_QUICK", "run_fig3", "zigzag", "knots"]
 
@@ -196,7 +195,7 @@ def run_fig3(
             f"seed-averaged {sa:.3f}  per-seed {row['shannon_per_seed']:.3f}  H(piece) {ent:.3f} nats"
         )
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = dict(s)
     settings_out.update(
         knots=tk, knot_values=vk, slopes=slopes, beta=1.0, ceiling_joint=math.log(K * S),
@@ -221,9 +220,4 @@ def run_fig3(
         "times_s": {"train": t_train, "information": t_info},
         "time_s": time.perf_counter() - t_start,
     }
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p_ in out["files"]:
-            log(f"wrote {p_}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)

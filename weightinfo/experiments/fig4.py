@@ -23,13 +23,11 @@ Construction (exact):
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from ._report_files import argv_command, finish
 from ._sgd import plain_sgd
 
 __all__ = ["FIG4", "FIG4_QUICK", "run_fig4"]
@@ -133,7 +131,7 @@ def run_fig4(
         for seed in range(int(s["seeds"])):
             class_runs.append(one(Xk, Yk, s["lr"], s["batch_classes"], seed, k=int(k)))
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = dict(s, n_params=n_params, input_shape=list(shape), n_outputs=n_out,
                         fisher="exact trace of the Fisher (labels from the model) on the first n_probe images "
                                "of each run's training set (weightinfo.dynamics.Tracker)",
@@ -160,9 +158,4 @@ def run_fig4(
         },
         "time_s": time.perf_counter() - t_start,
     }
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p_ in out["files"]:
-            log(f"wrote {p_}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)

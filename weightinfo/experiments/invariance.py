@@ -35,11 +35,8 @@ import copy
 import itertools
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ._invariance_measures import (
@@ -48,6 +45,7 @@ from ._invariance_measures import (
     normalised_variance,
     spearman_ci,
 )
+from ._report_files import argv_command, finish
 
 __all__ = ["INVARIANCE", "INVARIANCE_QUICK", "run_invariance", "spearman_ci", "normalised_variance"]
 
@@ -283,7 +281,7 @@ def run_invariance(
         )
         rows.append(row)
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = {
         k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
         for k, v in s.items()
@@ -309,9 +307,4 @@ def run_invariance(
         "machine": machine_info(),
         "time_s": time.perf_counter() - t_start,
     }
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p in out["files"]:
-            log(f"wrote {p}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)

@@ -40,12 +40,10 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._base.machine import machine_info
@@ -61,6 +59,7 @@ from ._random_labels_defaults import (
 from ._random_labels_report import markdown as markdown
 from ._random_labels_report import plot as plot
 from ._random_labels_report import strictly_increasing, write_outputs
+from ._report_files import argv_command
 
 __all__ = [
     "CHOICE_NOTE",
@@ -462,7 +461,7 @@ def run(
 
     ordering, sens_ordering = _orderings(rows, methods, sensitivity)
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings = _settings_record(
         dataset, clean, data_seed, fractions, widths, count_parameters(net0), training, measure,
         beta, prior_scale, sensitivity,

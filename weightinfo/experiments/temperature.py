@@ -83,13 +83,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from ._report_files import argv_command, finish
 from ._sgd import sgd_to_targets
 
 __all__ = ["TEMPERATURE", "TEMPERATURE_QUICK", "run_temperature", "free_energy", "check_every_for"]
@@ -257,7 +255,7 @@ def run_temperature(
                 )
     t_train = time.perf_counter() - t_all - t_fisher
     if command is None:
-        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+        command = argv_command()
     settings_out = dict(s, targets=targets, n_params=n_params, n_train_used=len(X), n_inputs=n_in,
                         n_classes=n_out,
                         fisher="exact dense Fisher of the model's predictive distribution on the training set",
@@ -278,9 +276,4 @@ def run_temperature(
         "times_s": {"train": t_train, "fisher": t_fisher},
         "time_s": time.perf_counter() - t_start,
     }
-    out["analysis_summary"] = reading(out)
-    if out_dir is not None:
-        out["files"] = [str(p) for p in write_outputs(out, out_dir)]
-        for p_ in out["files"]:
-            log(f"wrote {p_}")
-    return out
+    return finish(out, out_dir, reading=reading, write_outputs=write_outputs, log=log)
