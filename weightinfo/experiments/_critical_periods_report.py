@@ -8,6 +8,7 @@ from typing import Any
 
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
+from ._report_files import caption_command
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs"]
 
@@ -285,9 +286,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     d.set_ylabel("share of tr F at the end (block trace / total)")
     d.set_title("per-layer normalised Fisher")
     d.legend(fontsize=8)
-    cmd = (result.get("made_by") or {}).get("command") or result["command"]
     fig.subplots_adjust(hspace=0.35, wspace=0.3, bottom=0.09, top=0.95)
-    fig.text(0.01, 0.005, f"made by: {cmd}", fontsize=7)
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from .._base.provenance import made_by_line
 from . import QUICK_BANNER
 from ._invariance_measures import format_rho_ci
+from ._report_files import caption_command
 from ._temperature_analysis import analyse, verdict
 
 __all__ = ["analyse", "markdown", "plot", "reading", "write_outputs", "verdict"]
@@ -190,9 +191,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     c.set_ylabel("tr F  [per sample]")
     c.set_title(f"{s['dataset']} N = {s['n_train_used']}, MLP P = {s['n_params']}", fontsize=9)
     c.legend(fontsize=7)
-    cmd = (result.get("made_by") or {}).get("command") or result["command"]
     fig.tight_layout(rect=(0, 0.4 / (4.3 * nrow + 0.4), 1, 1))
-    fig.text(0.01, 0.005, cmd, fontsize=7)
+    caption_command(fig, result)
     return save_figure(fig, path)
 
 
