@@ -146,26 +146,31 @@ def test_variational_close_to_single_process(results):
     assert float((ratios.log().abs()).median()) < math.log(1.25)
 
 
+def _weightinfo(args: list[str], *, ranks: int, cwd, timeout: int) -> subprocess.CompletedProcess:
+    """``python -m weightinfo ARGS`` (ranks = 1) or under ``torchrun --nproc-per-node RANKS --standalone``, one
+    torch thread, this checkout first on PYTHONPATH; asserts it exited 0."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    launch = (
+        ["-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--standalone"]
+        if ranks > 1
+        else []
+    )
+    run = subprocess.run([sys.executable, *launch, "-m", "weightinfo", *args], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
 def test_cli_fisher_under_torchrun(tmp_path):
     """``torchrun --nproc-per-node 2 -m weightinfo fisher``: every rank computes on its shard, only rank 0
     prints the table and writes the JSON, and the JSON equals the single-process one."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     args = ["fisher", "--dataset", "digits", "--n-samples", "60", "--quiet"]
     out2 = tmp_path / "two"
     out2.mkdir()
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--standalone", "-m", "weightinfo", *args, "--json", str(out2 / "f.json")],
-        cwd=out2, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    _weightinfo([*args, "--json", str(out2 / "f.json")], ranks=2, cwd=out2, timeout=120)
     assert sorted(p.name for p in out2.iterdir()) == ["f.json"]
-    single = subprocess.run(
-        [sys.executable, "-m", "weightinfo", *args, "--json", str(tmp_path / "one.json")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr[-3000:]
+    _weightinfo([*args, "--json", str(tmp_path / "one.json")], ranks=1, cwd=None, timeout=120)
     import json
 
     a = json.loads((out2 / "f.json").read_text())
@@ -231,26 +236,15 @@ def test_cli_certify_under_torchrun(tmp_path):
     """``torchrun --nproc-per-node 2 -m weightinfo certify`` on digits with deterministic settings (information
     posterior at the initial weights, whole-network draws): only rank 0 writes, and the bound equals the
     single-process one. About 35 s on 2 cores (two launches of the CLI): ``-m slow``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     args = ["certify", "--dataset", "digits", "--prior", "init", "--posterior", "information",
             "--prior-scale", "0.1", "--beta", "0.1", "--mc", "standard", "--mc-samples", "10",
             "--test-fraction", "0.2", "--quiet"]  # fmt: skip
     out2 = tmp_path / "two"
     out2.mkdir()
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--standalone", "-m", "weightinfo", *args, "--out", str(out2 / "c")],
-        cwd=out2, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    _weightinfo([*args, "--out", str(out2 / "c")], ranks=2, cwd=out2, timeout=180)
     assert sorted(p.name for p in out2.iterdir()) == ["c"]
     assert sorted(p.name for p in (out2 / "c").iterdir()) == ["certificate.json", "certificate.png"]
-    single = subprocess.run(
-        [sys.executable, "-m", "weightinfo", *args, "--out", str(tmp_path / "one")],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr[-3000:]
+    _weightinfo([*args, "--out", str(tmp_path / "one")], ranks=1, cwd=None, timeout=180)
     import json
 
     a = json.loads((out2 / "c" / "certificate.json").read_text())
